@@ -1,0 +1,90 @@
+"""The built-in models, all on 64-feature (8x8) inputs.
+
+`mlp` and `cnn` classify; `vae` reconstructs and draws its latent noise from the
+generator it is handed (the `sampling` source), never from torch's global one.
+Weight initialisation is PyTorch's default, drawn from torch's global generator, which
+the caller seeds with the `init` source just before `build_model`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from reprogrid.data import IMAGE_SIDE, N_FEATURES
+
+
+def _mlp_layers(sizes: list[int], dropout: float) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+    return layers
+
+
+class MLP(nn.Sequential):
+    def __init__(self, hidden: list[int], dropout: float, n_classes: int):
+        sizes = [N_FEATURES, *hidden]
+        super().__init__(*_mlp_layers(sizes, dropout), nn.Linear(sizes[-1], n_classes))
+
+
+class CNN(nn.Module):
+    """Two 3x3 convolutions with one 2x2 pooling between them, then a linear head."""
+
+    def __init__(self, channels: list[int], dropout: float, n_classes: int):
+        super().__init__()
+        first, second = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(1, first, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(first, second, 3, padding=1), nn.ReLU(), nn.Flatten(),
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(second * (IMAGE_SIDE // 2) ** 2, n_classes)
+
+    def forward(self, x):
+        x = x.view(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
+        return self.head(self.dropout(self.features(x)))
+
+
+class VAE(nn.Module):
+    """A Bernoulli-likelihood VAE; `forward` returns (reconstruction logits, mu, logvar)."""
+
+    def __init__(self, hidden: list[int], latent: int, dropout: float):
+        super().__init__()
+        self.encoder = nn.Sequential(*_mlp_layers([N_FEATURES, *hidden], dropout))
+        self.to_stats = nn.Linear(hidden[-1], 2 * latent)
+        decoder_sizes = [latent, *reversed(hidden)]
+        self.decoder = nn.Sequential(
+            *_mlp_layers(decoder_sizes, 0.0), nn.Linear(decoder_sizes[-1], N_FEATURES)
+        )
+
+    def forward(self, x, generator: torch.Generator | None = None):
+        mu, logvar = self.to_stats(self.encoder(x)).chunk(2, dim=1)
+        if generator is None:  # evaluation: decode the posterior mean
+            z = mu
+        else:
+            noise = torch.randn(
+                mu.shape, generator=generator, dtype=mu.dtype, device=mu.device
+            )
+            z = mu + noise * torch.exp(0.5 * logvar)
+        return self.decoder(z), mu, logvar
+
+
+def negative_elbo(recon_logits, mu, logvar, target):
+    """Per-example mean of the negative ELBO (Bernoulli reconstruction + Gaussian KL)."""
+    reconstruction = F.binary_cross_entropy_with_logits(recon_logits, target, reduction="sum")
+    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return (reconstruction + kl) / target.shape[0]
+
+
+def build_model(model: dict, n_classes: int) -> nn.Module:
+    name = model["name"]
+    if name == "mlp":
+        return MLP(model["hidden"], model["dropout"], n_classes)
+    if name == "cnn":
+        return CNN(model["channels"], model["dropout"], n_classes)
+    if name == "vae":
+        return VAE(model["hidden"], model["latent"], model["dropout"])
+    raise ValueError(f"unknown model {name!r}")

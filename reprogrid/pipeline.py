@@ -1,0 +1,255 @@
+"""One code path for a grid run: seed -> train -> evaluate, files and MLflow together.
+
+The workflow's scripts call these functions with plain arguments; a replay calls the
+same ones. Heavy imports (torch, mlflow) happen inside the steps that need them, so the
+seed step never pays for torch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import reprogrid
+from reprogrid import config as cfg
+from reprogrid.hashing import code_digest, config_digest, data_digest, file_digest
+from reprogrid.seeds import derive_seeds, draw_unseeded
+
+log = logging.getLogger("reprogrid")
+
+
+class IntegrityError(RuntimeError):
+    """A file's content is not what the step that wrote it recorded."""
+
+
+def project_root() -> Path:
+    """The checkout holding the package, the Snakefile and the rules (for the code hash)."""
+    return Path(reprogrid.__file__).resolve().parents[1]
+
+
+def write_json(path: str | Path, document: dict) -> None:
+    """Write atomically, so a killed job never leaves a half-written file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+    os.replace(partial, path)
+
+
+def read_json(path: str | Path) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def prepare_tracking(uri: str, experiment: str, out_path: str | Path) -> None:
+    from reprogrid.tracking import prepare_experiment
+
+    experiment_id = prepare_experiment(uri, experiment)
+    write_json(out_path, {"tracking_uri": uri, "experiment": experiment, "experiment_id": experiment_id})
+    log.info("MLflow experiment %r (id %s) at %s", experiment, experiment_id, uri)
+
+
+def run_seed(run_key: str, root_seed: int, modes: dict, replicate: int, out_path: str | Path) -> None:
+    seeds = derive_seeds(root_seed, modes, replicate)
+    write_json(out_path, {"run_key": run_key, "root_seed": root_seed, "seeds": seeds})
+
+
+def run_params(run_config: dict, seeds: dict[str, int]) -> dict:
+    """The MLflow params of a grid run (design.md, "MLflow contract")."""
+    params = {"root_seed": run_config["root_seed"]}
+    params |= {f"seed.{s}": seeds[s] for s in cfg.SOURCES}
+    params |= {f"seed_mode.{s}": run_config["seed_modes"][s] for s in cfg.SOURCES}
+    params |= {f"lib.{k}": v for k, v in run_config["library"].items()}
+    for section in ("dataset", "model", "training", "augment"):
+        params |= {f"{section}.{k}": v for k, v in run_config[section].items()}
+    return params
+
+
+def run_tags(run_config: dict) -> dict:
+    return {
+        "reprogrid.kind": "run",
+        "reprogrid.run_key": run_config["run_key"],
+        "reprogrid.setting": run_config["setting"],
+        "reprogrid.libconf": run_config["libconf"],
+        "reprogrid.replicate": run_config["replicate"],
+        "reprogrid.expect_bitwise": str(cfg.expect_bitwise(run_config)).lower(),
+        "reprogrid.varied_sources": ",".join(cfg.varied_sources(run_config)),
+        "reprogrid.version": reprogrid.__version__,
+    }
+
+
+def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_json_path,
+              code_root: str | Path | None = None) -> dict:
+    """Train one grid run, save model.pt and train.json, open its MLflow run."""
+    import torch
+
+    from reprogrid import tracking
+    from reprogrid.data import digits_path, load_split
+    from reprogrid.env import environment_record
+    from reprogrid.hashing import text_digest, canonical_json, weights_digest
+    from reprogrid.library import apply_library, mismatches
+    from reprogrid.train import train_model
+
+    start_ms = tracking.now_ms()
+    key = run_config["run_key"]
+    seed_record = read_json(seeds_path)
+    seeds = draw_unseeded(seed_record["seeds"])
+    effective = apply_library(run_config["library"])
+    env = environment_record(effective)
+    split = load_split(run_config["dataset"], seeds["split"])
+    hashes = {
+        "data": data_digest(split.x_train, split.y_train, split.x_test, split.y_test),
+        "code": code_digest(code_root or project_root()),
+        "config": config_digest(run_config),
+        "env": text_digest(canonical_json(env)),
+    }
+
+    result = train_model(run_config, seeds, split)
+    state = result.model.state_dict()
+    hashes["init_weights"] = result.init_weights
+    hashes["weights"] = weights_digest(state)
+    model_path = Path(model_path)
+    partial = model_path.with_name(model_path.name + ".partial")
+    torch.save(state, partial)
+    os.replace(partial, model_path)
+
+    tracked = read_json(tracking_path)
+    client = tracking.client(tracked["tracking_uri"])
+    tags = run_tags(run_config) | {f"reprogrid.hash.{k}": v for k, v in hashes.items()}
+    lib_mismatch = mismatches(run_config["library"], effective)
+    if lib_mismatch:
+        tags["reprogrid.lib_mismatch"] = json.dumps(lib_mismatch)
+    run_id = tracking.create_run(client, tracked["experiment_id"], key, tags, start_ms)
+    tracking.log_batch(
+        client, run_id,
+        params=run_params(run_config, seeds),
+        metrics={"train_seconds": result.train_seconds},
+        series={"train_loss": [e["train_loss"] for e in result.epochs]},
+    )
+    dataset = run_config["dataset"]["name"]
+    tracking.log_dataset(
+        client, run_id, name=dataset, features=split.x_train, targets=split.y_train,
+        sha256=hashes["data"], source_path=str(digits_path()) if dataset == "digits" else None,
+    )
+    record = {
+        "run_key": key,
+        "mlflow_run_id": run_id,
+        "experiment_id": tracked["experiment_id"],
+        "run_config": run_config,
+        "seeds": seeds,
+        "seed_modes": run_config["seed_modes"],
+        "expect_bitwise": cfg.expect_bitwise(run_config),
+        "ulp_nudge": result.ulp_nudge,
+        "hashes": hashes,
+        "files": {"model.pt": file_digest(model_path)},
+        "epochs": result.epochs,
+        "train_seconds": result.train_seconds,
+        "library_effective": effective,
+        "library_mismatch": lib_mismatch,
+        "torch_version": torch.__version__,
+    }
+    write_json(train_json_path, record)
+    tracking.log_json_artifacts(client, run_id, {
+        "run_config.json": run_config, "env.json": env, "train.json": record,
+        "seeds.json": {"modes": run_config["seed_modes"], "seeds": seeds},
+    })
+    log.info("trained %s in %.2f s: weights %s, MLflow run %s",
+             key, result.train_seconds, hashes["weights"][:12], run_id)
+    return record
+
+
+def load_checked_state(model_path, train_record: dict, train_json_path) -> dict:
+    """Load model.pt with weights_only=True, refusing any file that train did not write."""
+    import torch
+
+    from reprogrid.hashing import weights_digest
+
+    key = train_record["run_key"]
+    recorded = train_record["files"]["model.pt"]
+    if file_digest(model_path) != recorded:
+        raise IntegrityError(
+            f"{model_path}: its sha256 is not the {recorded[:12]}… that {train_json_path} "
+            f"recorded, so it was changed after training; rerun train for {key} "
+            f"(snakemake --forcerun train {Path(train_json_path).with_name('eval.json')})"
+        )
+    state = torch.load(model_path, map_location="cpu", weights_only=True)
+    if weights_digest(state) != train_record["hashes"]["weights"]:
+        raise IntegrityError(f"{model_path}: its weights hash differs from {train_json_path}'s")
+    return state
+
+
+def run_evaluate(train_json_path, model_path, tracking_path, eval_json_path, predictions_path) -> dict:
+    """Evaluate one trained run, write eval.json and predictions.npz, finish its MLflow run."""
+    import numpy as np
+
+    from reprogrid import tracking
+    from reprogrid.data import load_split
+    from reprogrid.evaluate import evaluate_model
+    from reprogrid.hashing import predictions_digest
+    from reprogrid.library import apply_library, torch_device, torch_dtype
+    from reprogrid.models import build_model
+
+    train_record = read_json(train_json_path)
+    run_config, key = train_record["run_config"], train_record["run_key"]
+    state = load_checked_state(model_path, train_record, train_json_path)
+    apply_library(run_config["library"])
+    split = load_split(run_config["dataset"], train_record["seeds"]["split"])
+    if data_digest(split.x_train, split.y_train, split.x_test, split.y_test) != train_record["hashes"]["data"]:
+        raise IntegrityError(f"{key}: the data no longer hash as they did in training ({train_json_path})")
+    library = run_config["library"]
+    model = build_model(run_config["model"], split.n_classes)
+    model = model.to(device=torch_device(library), dtype=torch_dtype(library))
+    model.load_state_dict(state)
+    metrics, logits, labels = evaluate_model(model, run_config, split)
+
+    predictions_path = Path(predictions_path)
+    partial = predictions_path.with_name(predictions_path.name + ".partial.npz")
+    np.savez(partial, logits=logits, labels=labels)
+    os.replace(partial, predictions_path)
+    record = {
+        "run_key": key,
+        "mlflow_run_id": train_record["mlflow_run_id"],
+        "metrics": metrics,
+        "hashes": {"predictions": predictions_digest(logits, labels), "weights": train_record["hashes"]["weights"]},
+        "files": {"predictions.npz": file_digest(predictions_path)},
+    }
+    write_json(eval_json_path, record)
+
+    client = tracking.client(read_json(tracking_path)["tracking_uri"])
+    run_id = train_record["mlflow_run_id"]
+    tracking.log_batch(client, run_id, metrics=metrics,
+                       tags={"reprogrid.hash.predictions": record["hashes"]["predictions"]})
+    tracking.log_json_artifacts(client, run_id, {"eval.json": record})
+    tracking.log_file_artifacts(client, run_id, [predictions_path])
+    tracking.finish_run(client, run_id)
+    log.info("evaluated %s: %s", key, {k: round(v, 4) for k, v in metrics.items()})
+    return record
+
+
+def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_path) -> None:
+    """Compare all runs, write summary.csv, pairs.csv and report.html, and log them as
+    one MLflow run tagged reprogrid.kind=compare."""
+    from reprogrid import tracking
+    from reprogrid.compare import compare_runs, load_run, write_csv
+    from reprogrid.report import render_report
+
+    runs = [load_run(d) for d in run_dirs]
+    summary, pairs = compare_runs(runs)
+    write_csv(summary, summary_path)
+    write_csv(pairs, pairs_path)
+    tracked = read_json(tracking_path)
+    Path(report_path).write_text(
+        render_report(f"reprogrid: {tracked['experiment']}", summary, runs), encoding="utf-8"
+    )
+    client = tracking.client(tracked["tracking_uri"])
+    run_id = tracking.create_run(
+        client, tracked["experiment_id"], "compare",
+        {"reprogrid.kind": "compare", "reprogrid.version": reprogrid.__version__},
+        tracking.now_ms(),
+    )
+    tracking.log_batch(client, run_id, params={"runs": len(runs), "cells": len(summary)})
+    tracking.log_file_artifacts(client, run_id, [summary_path, pairs_path, report_path])
+    tracking.finish_run(client, run_id)
+    log.info("compared %d runs in %d cells; MLflow run %s", len(runs), len(summary), run_id)

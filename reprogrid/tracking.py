@@ -1,0 +1,149 @@
+"""The one module that talks to MLflow. Everything else hands it plain data.
+
+mlflow is imported inside the functions (it costs about a second), so importing this
+module is free for callers that never log.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+# MLflow caps one log_batch call at these sizes.
+MAX_PARAMS, MAX_TAGS, MAX_METRICS = 100, 100, 1000
+# MLflow caps a dataset digest at 36 characters; the full sha256 goes into an input tag.
+MAX_DATASET_DIGEST = 36
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///...` URI, or None for other stores."""
+    prefix = "sqlite:///"
+    return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
+
+
+def client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def prepare_experiment(uri: str, experiment: str) -> str:
+    """Create the store and the experiment if needed; return the experiment id.
+
+    Called once, before jobs fan out: concurrent first-time schema creation on SQLite
+    races. A local SQLite store keeps its artifacts beside the database
+    (`<db dir>/mlartifacts`) and is switched to WAL so readers never block writers.
+    """
+    from mlflow.exceptions import MlflowException
+
+    db = sqlite_path(uri)
+    artifact_location = None
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        artifact_location = (db.parent / "mlartifacts").resolve().as_uri()
+    mlflow_client = client(uri)
+    found = mlflow_client.get_experiment_by_name(experiment)  # creates the store if new
+    if db is not None:
+        connection = sqlite3.connect(db)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+        finally:
+            connection.close()
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            raise RuntimeError(
+                f"MLflow experiment {experiment!r} at {uri} is deleted; restore it "
+                "(`mlflow experiments restore`) or choose another `experiment` name"
+            )
+        return found.experiment_id
+    try:
+        return mlflow_client.create_experiment(experiment, artifact_location=artifact_location)
+    except MlflowException:  # another process created it in between
+        found = mlflow_client.get_experiment_by_name(experiment)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def log_batch(mlflow_client, run_id: str, *, params=None, tags=None, metrics=None, series=None):
+    """Log params, tags, scalar metrics and per-step series in as few calls as allowed.
+
+    `series` maps a metric name to its values for steps 1, 2, ...
+    """
+    from mlflow.entities import Metric, Param, RunTag
+
+    stamp = now_ms()
+    param_list = [Param(k, _param_value(v)) for k, v in (params or {}).items()]
+    tag_list = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+    metric_list = [Metric(k, float(v), stamp, 0) for k, v in (metrics or {}).items()]
+    for name, values in (series or {}).items():
+        metric_list += [Metric(name, float(v), stamp, step) for step, v in enumerate(values, 1)]
+    while param_list or tag_list or metric_list:
+        mlflow_client.log_batch(
+            run_id,
+            params=param_list[:MAX_PARAMS],
+            tags=tag_list[:MAX_TAGS],
+            metrics=metric_list[:MAX_METRICS],
+        )
+        param_list = param_list[MAX_PARAMS:]
+        tag_list = tag_list[MAX_TAGS:]
+        metric_list = metric_list[MAX_METRICS:]
+
+
+def _param_value(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def create_run(mlflow_client, experiment_id: str, run_name: str, tags: dict, start_ms: int) -> str:
+    run = mlflow_client.create_run(
+        experiment_id, start_time=start_ms, tags={k: str(v) for k, v in tags.items()},
+        run_name=run_name,
+    )
+    return run.info.run_id
+
+
+def log_dataset(mlflow_client, run_id: str, *, name: str, features: np.ndarray,
+                targets: np.ndarray, sha256: str, source_path: str | None) -> None:
+    """Log the training data as an MLflow dataset input whose digest is our sha256
+    (cut to MLflow's 36-character limit; the full digest is the input's tag)."""
+    import mlflow.data
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.entities import DatasetInput, InputTag
+
+    source = source_path if source_path else CodeDatasetSource(tags={"generator": name})
+    with warnings.catch_warnings():  # a local path matches two equivalent source types
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_numpy(
+            features, targets=targets, name=name, digest=sha256[:MAX_DATASET_DIGEST], source=source
+        )
+    tags = [InputTag("mlflow.data.context", "training"), InputTag("reprogrid.hash.data", sha256)]
+    mlflow_client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags)])
+
+
+def log_json_artifacts(mlflow_client, run_id: str, documents: dict[str, dict]) -> None:
+    for file_name, document in documents.items():
+        mlflow_client.log_dict(run_id, document, file_name)
+
+
+def log_file_artifacts(mlflow_client, run_id: str, paths: Iterable[str | Path]) -> None:
+    for path in paths:
+        mlflow_client.log_artifact(run_id, str(path))
+
+
+def finish_run(mlflow_client, run_id: str) -> None:
+    mlflow_client.set_terminated(run_id, status="FINISHED", end_time=now_ms())

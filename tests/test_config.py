@@ -1,0 +1,117 @@
+import copy
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from conftest import REPO, tiny_config
+from reprogrid import config as cfg
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def validated(config: dict) -> dict:
+    """Schema then semantic checks, as the Snakefile does; ConfigError message on failure."""
+    config = copy.deepcopy(config)
+    try:
+        validate(config, str(SCHEMA))
+    except WorkflowError as error:
+        raise cfg.ConfigError("?", cfg.schema_error_message(error.__context__)) from None
+    cfg.check_config(config)
+    return config
+
+
+def with_change(path: str, value):
+    config = tiny_config()
+    *parents, last = path.split(".")
+    node = config
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return config
+
+
+@pytest.mark.parametrize("path, value, key, words", [
+    ("replicates", "three", "replicates", "not of type 'integer'"),
+    ("replicates", 0, "replicates", "minimum"),
+    ("root_seed", -1, "root_seed", "minimum"),
+    ("seed_settings.init", {"inti": "vary"}, "seed_settings.init.inti", "unknown key"),
+    ("seed_settings.init", {"init": "sometimes"}, "seed_settings.init.init", "is not one of"),
+    ("seed_settings.init", {"ulp": "fixed"}, "seed_settings.init.ulp", "is not one of"),
+    ("library_configs.t1", {"thread": 1}, "library_configs.t1.thread", "unknown key"),
+    ("library_configs.t1", {"threads": "two"}, "library_configs.t1.threads", "not of type"),
+    ("model.name", "resnet", "model.name", "is not one of"),
+    ("training.epochs", -1, "training.epochs", "minimum"),
+    ("dataset.test_fraction", 1.5, "dataset.test_fraction", "maximum"),
+    ("seed_settings", {"../x": {}}, "seed_settings['../x']", "one path component"),
+    ("library_configs", {"a/b": {}}, "library_configs['a/b']", "one path component"),
+    ("seed_settings", {}, "seed_settings", "should be non-empty"),
+    ("cells", 5, "cells", "expected all, or a list"),
+    ("cells", [["all_fixed", "t9"]], "cells[0]", "unknown library configuration 't9'"),
+    ("cells", [["nope", "t1"]], "cells[0]", "unknown seed setting 'nope'"),
+    ("cells", [["all_fixed", "t1"], ["all_fixed", "t1"]], "cells[1]", "listed twice"),
+    ("cells", [], "cells", "empty list"),
+    ("surprise", 1, "surprise", "unknown key"),
+])
+def test_bad_configs_name_the_key(path, value, key, words):
+    with pytest.raises(cfg.ConfigError) as raised:
+        validated(with_change(path, value))
+    message = str(raised.value)
+    assert f"config key {key}:" in message
+    assert words in message
+
+
+def test_the_default_config_and_the_tiny_one_are_valid():
+    validated(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    validated(tiny_config())
+
+
+def test_schema_defaults_agree_with_the_package():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    knobs = schema["properties"]["library_configs"]["additionalProperties"]["properties"]
+    assert {k: v["default"] for k, v in knobs.items()} == cfg.LIBRARY_DEFAULTS
+    sources = schema["properties"]["seed_settings"]["additionalProperties"]["properties"]
+    assert set(sources) == set(cfg.SOURCES)
+    assert schema["properties"]["tracking_uri"]["default"] == cfg.DEFAULT_TRACKING_URI
+    training = schema["properties"]["training"]["properties"]
+    assert {k: training[k]["default"] for k in cfg.TRAINING_DEFAULTS} == cfg.TRAINING_DEFAULTS
+
+
+def test_resolved_run_config_fills_defaults_and_drops_what_does_not_apply():
+    config = tiny_config(model={"name": "cnn", "hidden": [9], "dropout": 0.1})
+    run = cfg.resolve_run_config(config, "init", "t1", 2)
+    assert run["run_key"] == "init/t1/r2"
+    assert run["model"] == {"name": "cnn", "channels": [16, 32], "dropout": 0.1}
+    assert run["seed_modes"]["init"] == "vary" and run["seed_modes"]["ulp"] == "off"
+    assert run["library"] == {**cfg.LIBRARY_DEFAULTS, "threads": 1}
+    adam = cfg.resolve_run_config(tiny_config(training={"optimizer": "adam"}), "init", "t1", 1)
+    assert adam["training"] == {"epochs": 15, "batch_size": 32, "optimizer": "adam", "lr": 0.001, "weight_decay": 0.0}
+
+
+def test_cells_all_is_every_setting_with_every_libconf():
+    assert cfg.grid_cells(tiny_config()) == [
+        ("all_fixed", "t1"), ("all_fixed", "numpy_unseeded"), ("init", "t1"), ("init", "numpy_unseeded"),
+    ]
+    assert cfg.run_keys(tiny_config(cells=[["init", "t1"]])) == ["init/t1/r1", "init/t1/r2"]
+
+
+@pytest.mark.parametrize("setting, libconf, changes, expected", [
+    ("all_fixed", "t1", {}, True),
+    ("init", "t1", {}, False),
+    ("all_fixed", "numpy_unseeded", {}, False),  # augmentation draws from the unseeded global RNG
+    ("all_fixed", "numpy_unseeded", {"augment": {"noise_std": 0.0}}, True),  # nothing draws from it
+    ("all_fixed", "t1", {"seed_settings": {"all_fixed": {"sampling": "vary"}}}, True),  # mlp never samples
+    ("all_fixed", "t1", {"seed_settings": {"all_fixed": {"ulp": "vary"}}}, False),
+])
+def test_expect_bitwise_predicts_from_the_sources_actually_drawn(setting, libconf, changes, expected):
+    run = cfg.resolve_run_config(tiny_config(**changes), setting, libconf, 1)
+    assert cfg.expect_bitwise(run) is expected
+
+
+def test_tracking_uri_environment_variable_wins(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert cfg.tracking_uri({}) == "sqlite:///results/mlflow.db"
+    assert cfg.tracking_uri({"tracking_uri": "sqlite:///x.db"}) == "sqlite:///x.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert cfg.tracking_uri({"tracking_uri": "sqlite:///x.db"}) == "http://127.0.0.1:5000"

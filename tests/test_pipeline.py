@@ -1,0 +1,88 @@
+"""The seed -> train -> evaluate -> compare code path, called in-process on a real
+SQLite MLflow store (what the workflow's scripts call)."""
+
+import csv
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from conftest import tiny_config
+from reprogrid import config as cfg
+from reprogrid.pipeline import (
+    IntegrityError, prepare_tracking, read_json, run_compare, run_evaluate, run_seed, run_train,
+)
+
+
+def run_one(root, config, setting, libconf, replicate):
+    run_config = cfg.resolve_run_config(config, setting, libconf, replicate)
+    run_dir = root / "results" / "runs" / run_config["run_key"]
+    run_dir.mkdir(parents=True)
+    run_seed(run_config["run_key"], config["root_seed"], run_config["seed_modes"], replicate, run_dir / "seeds.json")
+    run_train(run_config, run_dir / "seeds.json", root / "tracking.json", run_dir / "model.pt", run_dir / "train.json")
+    return run_dir
+
+
+@pytest.fixture
+def tracked(tmp_path):
+    uri = f"sqlite:///{tmp_path}/results/mlflow.db"
+    prepare_tracking(uri, "pipeline-test", tmp_path / "tracking.json")
+    return tmp_path, MlflowClient(uri)
+
+
+def test_vae_runs_report_loss_but_no_accuracy_and_sampling_matters(tracked):
+    root, client = tracked
+    config = tiny_config(model={"name": "vae", "hidden": [16], "latent": 2, "dropout": 0.0},
+                         seed_settings={"sampling": {"sampling": "vary"}}, library_configs={"t1": {}})
+    dirs = [run_one(root, config, "sampling", "t1", r) for r in (1, 2)]
+    for run_dir in dirs:
+        run_evaluate(run_dir / "train.json", run_dir / "model.pt", root / "tracking.json",
+                     run_dir / "eval.json", run_dir / "predictions.npz")
+    out = root / "results" / "compare"
+    out.mkdir(parents=True)
+    run_compare(dirs, root / "tracking.json", out / "summary.csv", out / "pairs.csv", out / "report.html")
+    row = next(csv.DictReader(open(out / "summary.csv")))
+    assert row["test_accuracy_mean"] == "" and row["disagreement_mean"] == ""
+    assert float(row["test_loss_mean"]) > 0
+    assert row["distinct_weights"] == "2" and row["varied_sources"] == "sampling"
+    record = read_json(dirs[0] / "train.json")
+    run = client.get_run(record["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and "test_accuracy" not in run.data.metrics
+    assert run.data.params["seed_mode.sampling"] == "vary"
+
+
+def test_evaluate_refuses_a_model_file_that_train_did_not_write(tracked):
+    root, client = tracked
+    config = tiny_config(library_configs={"t1": {}})
+    run_dir = run_one(root, config, "all_fixed", "t1", 1)
+    state = torch.load(run_dir / "model.pt", weights_only=True)
+    next(iter(state.values())).add_(1.0)
+    torch.save(state, run_dir / "model.pt")
+    with pytest.raises(IntegrityError, match="model.pt: its sha256 is not"):
+        run_evaluate(run_dir / "train.json", run_dir / "model.pt", root / "tracking.json",
+                     run_dir / "eval.json", run_dir / "predictions.npz")
+    assert not (run_dir / "eval.json").exists()
+    run_id = read_json(run_dir / "train.json")["mlflow_run_id"]
+    assert client.get_run(run_id).info.status == "RUNNING"  # not finished with forged results
+
+
+def test_unseeded_sources_are_drawn_at_train_time_and_recorded(tracked):
+    root, client = tracked
+    config = tiny_config(seed_settings={"u": {"order": "unseeded"}}, library_configs={"t1": {}})
+    run_dir = run_one(root, config, "u", "t1", 1)
+    assert read_json(run_dir / "seeds.json")["seeds"]["order"]["seed"] is None
+    record = read_json(run_dir / "train.json")
+    params = client.get_run(record["mlflow_run_id"]).data.params
+    assert params["seed.order"] == str(record["seeds"]["order"])
+    assert params["seed_mode.order"] == "unseeded"
+
+
+def test_the_run_records_the_effective_library_state(tracked):
+    root, client = tracked
+    config = tiny_config(library_configs={"t2": {"threads": 2, "deterministic_algorithms": True}})
+    run_dir = run_one(root, config, "all_fixed", "t2", 1)
+    effective = read_json(run_dir / "train.json")["library_effective"]
+    assert effective["threads"] == 2 and effective["deterministic_algorithms"] is True
+    torch.use_deterministic_algorithms(False)
+    artifacts = {a.path for a in client.list_artifacts(read_json(run_dir / "train.json")["mlflow_run_id"])}
+    assert {"run_config.json", "env.json", "train.json", "seeds.json"} <= artifacts

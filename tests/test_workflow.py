@@ -1,0 +1,140 @@
+"""The real workflow, run as a user runs it: `snakemake --cores 2` on a tiny grid in a
+temporary directory, then the files and what MlflowClient reads back."""
+
+import csv
+import re
+import shutil
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import REPO, run_snakemake, tiny_config
+from reprogrid.config import SOURCES
+
+pytestmark = pytest.mark.workflow
+
+HASHES = ["data", "code", "config", "env", "init_weights", "weights", "predictions"]
+RUN_FILES = ["seeds.json", "model.pt", "train.json", "eval.json", "predictions.npz"]
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+KEYS = [f"{s}/{lc}/r{r}" for s in ("all_fixed", "init") for lc in ("t1", "numpy_unseeded") for r in (1, 2)]
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("grid")
+    done = run_snakemake(workdir, "--cores", "2", config=tiny_config())
+    assert done.returncode == 0, done.stderr[-3000:]
+    return workdir
+
+
+def grid_runs(workdir, key=None):
+    client = MlflowClient(f"sqlite:///{workdir}/results/mlflow.db")
+    experiment = client.get_experiment_by_name("reprogrid-test")
+    query = "tags.`reprogrid.kind` = 'run'"
+    if key:
+        query += f" and tags.`reprogrid.run_key` = '{key}'"
+    return client.search_runs([experiment.experiment_id], query, max_results=1000)
+
+
+def summary_rows(workdir):
+    with open(workdir / "results" / "compare" / "summary.csv") as handle:
+        return {(r["setting"], r["libconf"]): r for r in csv.DictReader(handle)}
+
+
+def test_every_run_writes_its_files_and_compare_its_report(grid):
+    for key in KEYS:
+        for name in RUN_FILES:
+            assert (grid / "results" / "runs" / key / name).is_file(), (key, name)
+    for name in ("summary.csv", "pairs.csv", "report.html"):
+        assert (grid / "results" / "compare" / name).stat().st_size > 0
+    assert "<img" in (grid / "results" / "compare" / "report.html").read_text()
+
+
+def test_mlflow_holds_one_finished_run_per_grid_run_with_the_full_contract(grid):
+    runs = grid_runs(grid)
+    assert sorted(r.info.run_name for r in runs) == sorted(KEYS)
+    for run in runs:
+        key = run.info.run_name
+        assert run.info.status == "FINISHED", key
+        assert run.data.tags["reprogrid.run_key"] == key
+        for source in SOURCES:
+            assert run.data.params[f"seed.{source}"].isdigit(), (key, source)
+            assert f"seed_mode.{source}" in run.data.params
+        for name in HASHES:
+            assert SHA256.match(run.data.tags[f"reprogrid.hash.{name}"]), (key, name)
+        assert run.data.params["lib.threads"] in ("1",)
+        for metric in ("test_accuracy", "test_loss", "train_seconds", "eval_seconds", "train_loss"):
+            assert metric in run.data.metrics, (key, metric)
+        inputs = run.inputs.dataset_inputs
+        assert inputs[0].dataset.digest == run.data.tags["reprogrid.hash.data"][:36]
+    client = MlflowClient(f"sqlite:///{grid}/results/mlflow.db")
+    history = client.get_metric_history(runs[0].info.run_id, "train_loss")
+    assert [m.step for m in history] == [1, 2]
+    experiment = client.get_experiment_by_name("reprogrid-test")
+    compare = client.search_runs([experiment.experiment_id], "tags.`reprogrid.kind` = 'compare'")
+    assert len(compare) == 1
+    assert {a.path for a in client.list_artifacts(compare[0].info.run_id)} == {
+        "summary.csv", "pairs.csv", "report.html"}
+
+
+def test_fixed_sources_are_bitwise_equal_and_varied_ones_differ(grid):
+    tags = {r.info.run_name: r.data.tags for r in grid_runs(grid)}
+
+    def same(a, b, what):
+        return tags[a][f"reprogrid.hash.{what}"] == tags[b][f"reprogrid.hash.{what}"]
+
+    assert same("all_fixed/t1/r1", "all_fixed/t1/r2", "weights")
+    assert same("all_fixed/t1/r1", "all_fixed/t1/r2", "predictions")
+    assert not same("init/t1/r1", "init/t1/r2", "init_weights")
+    assert not same("init/t1/r1", "init/t1/r2", "weights")
+    # NumPy's global RNG left unseeded: the augmentation differs although every seed is fixed
+    assert same("all_fixed/numpy_unseeded/r1", "all_fixed/numpy_unseeded/r2", "init_weights")
+    assert not same("all_fixed/numpy_unseeded/r1", "all_fixed/numpy_unseeded/r2", "weights")
+    assert tags["all_fixed/t1/r1"]["reprogrid.expect_bitwise"] == "true"
+    assert tags["all_fixed/numpy_unseeded/r1"]["reprogrid.expect_bitwise"] == "false"
+
+    rows = summary_rows(grid)
+    assert rows[("all_fixed", "t1")]["bitwise_reproducible"] == "true"
+    assert rows[("init", "t1")]["bitwise_reproducible"] == "false"
+    assert rows[("all_fixed", "numpy_unseeded")]["bitwise_reproducible"] == "false"
+    assert rows[("all_fixed", "numpy_unseeded")]["expect_bitwise"] == "false"
+
+
+def test_summary_accuracy_is_recomputable_from_the_predictions(grid):
+    rows = summary_rows(grid)
+    accuracies = []
+    for r in (1, 2):
+        with np.load(grid / "results" / "runs" / f"init/t1/r{r}" / "predictions.npz") as stored:
+            accuracies.append(float((stored["logits"].argmax(1) == stored["labels"]).mean()))
+    assert float(rows[("init", "t1")]["test_accuracy_mean"]) == pytest.approx(np.mean(accuracies))
+
+
+def test_a_forced_rerun_of_one_rule_logs_a_second_bitwise_identical_run(grid, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(grid, workdir, symlinks=True)
+    key = "all_fixed/t1/r1"
+    # the command as the README gives it: --forcerun swallows the path; rule all makes it the target
+    done = run_snakemake(workdir, "--cores", "1", "--configfile", "config.yaml",
+                         "--forcerun", "train", f"results/runs/{key}/eval.json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r"train\s+1\n", done.stderr) and re.search(r"evaluate\s+1\n", done.stderr)
+    attempts = grid_runs(workdir, key)
+    assert len(attempts) == 2 and {r.info.status for r in attempts} == {"FINISHED"}
+    for what in ("init_weights", "weights", "predictions", "config", "data", "code"):
+        assert len({r.data.tags[f"reprogrid.hash.{what}"] for r in attempts}) == 1, what
+    assert len(grid_runs(workdir)) == len(KEYS) + 1
+
+
+def test_nothing_reruns_when_nothing_changed_and_an_edit_reruns_only_what_it_touches(grid, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(grid, workdir, symlinks=True)
+    unchanged = run_snakemake(workdir, "--cores", "1", "-n", config=tiny_config())
+    assert "Nothing to be done" in unchanged.stdout + unchanged.stderr
+    more = tiny_config(replicates=3)
+    edited = run_snakemake(workdir, "--cores", "1", "-n", config=more)
+    assert re.search(r"train\s+4\n", edited.stdout), edited.stdout  # one new replicate per cell
+    model = tiny_config(model={"name": "mlp", "hidden": [8], "dropout": 0.1})
+    edited = run_snakemake(workdir, "--cores", "1", "-n", config=model)
+    assert re.search(r"train\s+8\n", edited.stdout), edited.stdout  # every run's config changed
+    assert not re.search(r"\nseed\s+\d", edited.stdout)  # the seeds did not

@@ -1,0 +1,62 @@
+# Config validation and the grid's names. Runs at parse time, so it stays cheap:
+# reprogrid.config imports neither torch nor mlflow.
+import sys
+
+from snakemake.utils import validate
+
+from reprogrid import config as cfg
+
+
+try:
+    validate(config, schema="../schemas/config.schema.yaml")
+    cfg.check_config(config)
+except WorkflowError as error:
+    # name the offending key first, instead of jsonschema's schema dump
+    schema_error = error.__context__
+    if not hasattr(schema_error, "absolute_path"):
+        raise
+    raise WorkflowError(cfg.schema_error_message(schema_error)) from None
+except cfg.ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+def forced_paths(argv):
+    """Paths named after `--forcerun`/`-R` on the command line.
+
+    `snakemake --forcerun train results/runs/s/l/r1/eval.json` reads the path as one
+    more thing to force, not as the target, so the default target (the whole grid)
+    would be rebuilt with every train job forced. Rule `all` therefore asks for just
+    the forced paths when there are any: that command reruns exactly that run.
+    """
+    paths, forcing = [], False
+    for token in argv[1:]:
+        if token in ("--forcerun", "-R"):
+            forcing = True
+        elif token.startswith("-"):
+            forcing = False
+        elif forcing and "/" in token:
+            paths.append(token)
+    return paths
+
+
+FORCED_PATHS = forced_paths(sys.argv)
+TRACKING_URI = cfg.tracking_uri(config)
+RUN_KEYS = cfg.run_keys(config)
+RUN_DIR = "results/runs/{setting}/{libconf}/r{replicate}"
+
+
+wildcard_constraints:
+    setting="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    libconf="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    replicate="[1-9][0-9]*",
+
+
+def run_config(wildcards):
+    """The resolved config of one run: a param, so editing it reruns exactly that run."""
+    return cfg.resolve_run_config(
+        config, wildcards.setting, wildcards.libconf, int(wildcards.replicate)
+    )
+
+
+def libconf_threads(wildcards):
+    """Scheduling only: the run itself always uses its library configuration's threads."""
+    return cfg.library_knobs(config, wildcards.libconf)["threads"]

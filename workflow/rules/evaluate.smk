@@ -1,0 +1,14 @@
+rule evaluate:
+    """Evaluate one trained run on the test split and finish its MLflow run."""
+    input:
+        model=rules.train.output.model,
+        record=rules.train.output.record,
+        tracking=ancient(rules.tracking.output[0]),
+    output:
+        record=f"{RUN_DIR}/eval.json",
+        predictions=f"{RUN_DIR}/predictions.npz",
+    threads: libconf_threads
+    log:
+        "results/logs/{setting}/{libconf}/r{replicate}/evaluate.log",
+    script:
+        "../../scripts/evaluate.py"
