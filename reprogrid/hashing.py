@@ -15,9 +15,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-# Files whose content defines what a run computes; see `code_digest`.
-CODE_PATTERNS = ("reprogrid/**/*.py", "scripts/*.py", "Snakefile", "workflow/rules/*.smk")
-
+# Workflow files whose content defines what a run computes; see `code_digest`.
+WORKFLOW_PATTERNS = ("Snakefile", "workflow/rules/*.smk", "scripts/*.py")
 
 def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
@@ -91,20 +90,26 @@ def predictions_digest(logits: np.ndarray, labels: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def code_files(root: str | Path) -> list[Path]:
-    root = Path(root)
-    found = {p for pattern in CODE_PATTERNS for p in root.glob(pattern) if p.is_file()}
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+def code_files(package_dir: str | Path, workflow_dir: str | Path | None) -> dict[str, Path]:
+    """{label: path} of the package's sources ("reprogrid/...") and the workflow's files."""
+    package_dir = Path(package_dir)
+    files = {
+        f"{package_dir.name}/{p.relative_to(package_dir).as_posix()}": p
+        for p in package_dir.rglob("*.py")
+    }
+    if workflow_dir is not None:
+        workflow_dir = Path(workflow_dir)
+        for pattern in WORKFLOW_PATTERNS:
+            files |= {p.relative_to(workflow_dir).as_posix(): p for p in workflow_dir.glob(pattern) if p.is_file()}
+    return dict(sorted(files.items()))
 
 
-def code_digest(root: str | Path) -> str:
-    """sha256 over the package, scripts, Snakefile and rule files under `root`, by path.
-
-    Each file contributes its relative path and the sha256 of its content, so renaming a
-    file changes the digest as much as editing it.
-    """
-    root = Path(root)
+def code_digest(package_dir: str | Path, workflow_dir: str | Path | None) -> str:
+    """sha256 over the package's sources and the workflow's Snakefile, rules and scripts,
+    in path order. Each file contributes its label and the sha256 of its content, so
+    renaming a file changes the digest as much as editing it. The package is hashed where
+    it is imported from, the workflow where it runs from: the code actually executed."""
     digest = hashlib.sha256()
-    for path in code_files(root):
-        digest.update(f"{path.relative_to(root).as_posix()}\0{file_digest(path)}\n".encode())
+    for label, path in code_files(package_dir, workflow_dir).items():
+        digest.update(f"{label}\0{file_digest(path)}\n".encode())
     return digest.hexdigest()

@@ -24,9 +24,14 @@ class IntegrityError(RuntimeError):
     """A file's content is not what the step that wrote it recorded."""
 
 
-def project_root() -> Path:
-    """The checkout holding the package, the Snakefile and the rules (for the code hash)."""
-    return Path(reprogrid.__file__).resolve().parents[1]
+def package_dir() -> Path:
+    return Path(reprogrid.__file__).resolve().parent
+
+
+def default_workflow_dir() -> Path | None:
+    """The checkout around the imported package, when it holds the workflow."""
+    root = package_dir().parent
+    return root if (root / "Snakefile").is_file() else None
 
 
 def write_json(path: str | Path, document: dict) -> None:
@@ -81,7 +86,7 @@ def run_tags(run_config: dict) -> dict:
 
 
 def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_json_path,
-              code_root: str | Path | None = None) -> dict:
+              workflow_dir: str | Path | None = None) -> dict:
     """Train one grid run, save model.pt and train.json, open its MLflow run."""
     import torch
 
@@ -101,7 +106,7 @@ def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_jso
     split = load_split(run_config["dataset"], seeds["split"])
     hashes = {
         "data": data_digest(split.x_train, split.y_train, split.x_test, split.y_test),
-        "code": code_digest(code_root or project_root()),
+        "code": code_digest(package_dir(), workflow_dir or default_workflow_dir()),
         "config": config_digest(run_config),
         "env": text_digest(canonical_json(env)),
     }

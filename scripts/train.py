@@ -1,5 +1,6 @@
 """Snakemake entry point of rule `train`: train one run and open its MLflow run."""
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reprogrid.joblog import logged_to
@@ -15,4 +16,5 @@ with logged_to(snakemake.log[0]):
         tracking_path=snakemake.input.tracking,
         model_path=snakemake.output.model,
         train_json_path=snakemake.output.record,
+        workflow_dir=Path(snakemake.scriptdir).parent,
     )

@@ -58,15 +58,22 @@ def test_weights_digest_is_stable_across_processes():
 
 
 def test_code_digest_follows_file_content_and_names(tmp_path):
-    (tmp_path / "reprogrid").mkdir()
-    (tmp_path / "reprogrid" / "a.py").write_text("x = 1\n")
-    (tmp_path / "Snakefile").write_text("rule all:\n")
-    (tmp_path / "notes.txt").write_text("not code")
-    before = code_digest(tmp_path)
-    (tmp_path / "notes.txt").write_text("still not code")
-    assert code_digest(tmp_path) == before
-    (tmp_path / "reprogrid" / "a.py").write_text("x = 2\n")
-    edited = code_digest(tmp_path)
-    assert edited != before
-    (tmp_path / "reprogrid" / "a.py").rename(tmp_path / "reprogrid" / "b.py")
-    assert code_digest(tmp_path) != edited
+    package, workflow = tmp_path / "reprogrid", tmp_path / "checkout"
+    package.mkdir()
+    (workflow / "workflow" / "rules").mkdir(parents=True)
+    (package / "a.py").write_text("x = 1\n")
+    (workflow / "Snakefile").write_text("rule all:\n")
+    (workflow / "workflow" / "rules" / "train.smk").write_text("rule train:\n")
+    (workflow / "notes.txt").write_text("not code")
+    before = code_digest(package, workflow)
+    assert code_digest(package, None) != before  # the workflow counts
+    (workflow / "notes.txt").write_text("still not code")
+    assert code_digest(package, workflow) == before
+    (workflow / "workflow" / "rules" / "train.smk").write_text("rule train:  # edited\n")
+    edited_rule = code_digest(package, workflow)
+    assert edited_rule != before
+    (package / "a.py").write_text("x = 2\n")
+    edited = code_digest(package, workflow)
+    assert edited != edited_rule
+    (package / "a.py").rename(package / "b.py")
+    assert code_digest(package, workflow) != edited
