@@ -7,6 +7,7 @@ module is free for callers that never log.
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import time
 import warnings
@@ -19,6 +20,30 @@ import numpy as np
 MAX_PARAMS, MAX_TAGS, MAX_METRICS = 100, 100, 1000
 # MLflow caps a dataset digest at 36 characters; the full sha256 goes into an input tag.
 MAX_DATASET_DIGEST = 36
+
+
+# Store errors that a retry resolves: SQLite's write lock, and a lost race to insert
+# the same row (MLflow looks a dataset up, then inserts it: two runs logging the same
+# dataset at once collide; the second attempt finds it).
+TRANSIENT_ERRORS = ("database is locked", "UNIQUE constraint failed", "duplicate key value")
+RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4)
+
+
+def retrying(call, *args, **kwargs):
+    """Run one MLflow write, retrying with backoff when it failed for a transient reason.
+
+    Every write retried here is one database transaction: a failed attempt left nothing
+    behind, so a retry cannot duplicate it.
+    """
+    from mlflow.exceptions import MlflowException
+
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            return call(*args, **kwargs)
+        except MlflowException as error:
+            if delay is None or not any(t in str(error) for t in TRANSIENT_ERRORS):
+                raise
+            time.sleep(delay * (1 + random.random()))
 
 
 def now_ms() -> int:
@@ -94,7 +119,8 @@ def log_batch(mlflow_client, run_id: str, *, params=None, tags=None, metrics=Non
     for name, values in (series or {}).items():
         metric_list += [Metric(name, float(v), stamp, step) for step, v in enumerate(values, 1)]
     while param_list or tag_list or metric_list:
-        mlflow_client.log_batch(
+        retrying(
+            mlflow_client.log_batch,
             run_id,
             params=param_list[:MAX_PARAMS],
             tags=tag_list[:MAX_TAGS],
@@ -110,7 +136,8 @@ def _param_value(value) -> str:
 
 
 def create_run(mlflow_client, experiment_id: str, run_name: str, tags: dict, start_ms: int) -> str:
-    run = mlflow_client.create_run(
+    run = retrying(
+        mlflow_client.create_run,
         experiment_id, start_time=start_ms, tags={k: str(v) for k, v in tags.items()},
         run_name=run_name,
     )
@@ -132,18 +159,18 @@ def log_dataset(mlflow_client, run_id: str, *, name: str, features: np.ndarray,
             features, targets=targets, name=name, digest=sha256[:MAX_DATASET_DIGEST], source=source
         )
     tags = [InputTag("mlflow.data.context", "training"), InputTag("reprogrid.hash.data", sha256)]
-    mlflow_client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags)])
+    retrying(mlflow_client.log_inputs, run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags)])
 
 
 def log_json_artifacts(mlflow_client, run_id: str, documents: dict[str, dict]) -> None:
     for file_name, document in documents.items():
-        mlflow_client.log_dict(run_id, document, file_name)
+        retrying(mlflow_client.log_dict, run_id, document, file_name)
 
 
 def log_file_artifacts(mlflow_client, run_id: str, paths: Iterable[str | Path]) -> None:
     for path in paths:
-        mlflow_client.log_artifact(run_id, str(path))
+        retrying(mlflow_client.log_artifact, run_id, str(path))
 
 
 def finish_run(mlflow_client, run_id: str) -> None:
-    mlflow_client.set_terminated(run_id, status="FINISHED", end_time=now_ms())
+    retrying(mlflow_client.set_terminated, run_id, status="FINISHED", end_time=now_ms())
