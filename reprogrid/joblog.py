@@ -13,7 +13,7 @@ def logged_to(path: str | Path):
     an exception is logged with its traceback, then re-raised."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, mode="w", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [pid %(process)d]: %(message)s"))
     loggers = [logging.getLogger("reprogrid"), logging.getLogger("py.warnings")]
     for logger in loggers:
         logger.addHandler(handler)

@@ -19,11 +19,14 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 def apply_library(knobs: dict) -> dict:
     """Set torch's global knobs from a resolved library configuration; return the effective state."""
     torch.set_num_threads(knobs["threads"])
-    try:
-        torch.set_num_interop_threads(knobs["interop_threads"])
-    except RuntimeError as error:  # only settable once, before any inter-op work
-        log.warning("interop_threads not applied: %s", error)
-    torch.use_deterministic_algorithms(knobs["deterministic_algorithms"])
+    if torch.get_num_interop_threads() != knobs["interop_threads"]:
+        try:
+            torch.set_num_interop_threads(knobs["interop_threads"])
+        except RuntimeError as error:  # only settable once per process, before inter-op work
+            log.warning("interop_threads not applied: %s", error)
+    if torch.are_deterministic_algorithms_enabled() != knobs["deterministic_algorithms"]:
+        # costly the first time (it imports torch._inductor): call it only for a change
+        torch.use_deterministic_algorithms(knobs["deterministic_algorithms"])
     torch.backends.cudnn.benchmark = knobs["cudnn_benchmark"]
     torch.backends.cudnn.deterministic = knobs["cudnn_deterministic"]
     torch.set_float32_matmul_precision(knobs["matmul_precision"])

@@ -59,6 +59,7 @@ def prepare_tracking(uri: str, experiment: str, out_path: str | Path) -> None:
 def run_seed(run_key: str, root_seed: int, modes: dict, replicate: int, out_path: str | Path) -> None:
     seeds = derive_seeds(root_seed, modes, replicate)
     write_json(out_path, {"run_key": run_key, "root_seed": root_seed, "seeds": seeds})
+    log.info("seeds of %s: %s", run_key, {s: e["seed"] if e["seed"] is not None else e["mode"] for s, e in seeds.items()})
 
 
 def run_params(run_config: dict, seeds: dict[str, int]) -> dict:
@@ -153,7 +154,7 @@ def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_jso
         "train_seconds": result.train_seconds,
         "library_effective": effective,
         "library_mismatch": lib_mismatch,
-        "torch_version": torch.__version__,
+        "env": env,
     }
     write_json(train_json_path, record)
     tracking.log_json_artifacts(client, run_id, {

@@ -62,6 +62,25 @@ def client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+def open_store_for_children(uri: str) -> None:
+    """Build MLflow's store object for `uri` in a process that will fork job children.
+
+    MLflow caches the store per URI, so children skip building it (and its schema check).
+    Database connections must not be shared across fork: every SQLAlchemy engine in the
+    process is disposed afterwards, so each child opens its own.
+    """
+    import gc
+
+    import sqlalchemy
+
+    client(uri)
+    with warnings.catch_warnings():  # isinstance() on some torch objects warns
+        warnings.simplefilter("ignore")
+        engines = [o for o in gc.get_objects() if isinstance(o, sqlalchemy.engine.Engine)]
+    for engine in engines:
+        engine.dispose()
+
+
 def prepare_experiment(uri: str, experiment: str) -> str:
     """Create the store and the experiment if needed; return the experiment id.
 

@@ -1,18 +1,21 @@
-"""Snakemake entry point of rule `compare`: summary.csv, pairs.csv, report.html."""
+"""Snakemake entry point of rule `compare` (a `script:`: its run list can be too long
+for a shell command line). Hands the step to a warm worker like every other rule."""
 
 from typing import TYPE_CHECKING
 
-from reprogrid.joblog import logged_to
-from reprogrid.pipeline import run_compare
+from reprogrid.step import run
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
-with logged_to(snakemake.log[0]):
-    run_compare(
-        snakemake.params.run_dirs,
-        tracking_path=snakemake.input.tracking,
-        summary_path=snakemake.output.summary,
-        pairs_path=snakemake.output.pairs,
-        report_path=snakemake.output.report,
-    )
+run(
+    "compare",
+    {
+        "run_dirs": snakemake.params.run_dirs,
+        "tracking_path": snakemake.input.tracking,
+        "summary_path": snakemake.output.summary,
+        "pairs_path": snakemake.output.pairs,
+        "report_path": snakemake.output.report,
+    },
+    snakemake.log[0],
+)

@@ -138,3 +138,17 @@ def test_nothing_reruns_when_nothing_changed_and_an_edit_reruns_only_what_it_tou
     edited = run_snakemake(workdir, "--cores", "1", "-n", config=model)
     assert re.search(r"train\s+8\n", edited.stdout), edited.stdout  # every run's config changed
     assert not re.search(r"\nseed\s+\d", edited.stdout)  # the seeds did not
+
+
+def test_warm_workers_change_no_bit(grid, tmp_path):
+    """The same runs in fresh processes (warm workers off) hash exactly alike."""
+    cells = [["all_fixed", "t1"], ["init", "t1"]]
+    cold = run_snakemake(tmp_path, "--cores", "2", config=tiny_config(cells=cells),
+                         env={"REPROGRID_WARM_WORKERS": "0"})
+    assert cold.returncode == 0, cold.stderr[-3000:]
+    warm_tags = {r.info.run_name: r.data.tags for r in grid_runs(grid)}
+    cold_tags = {r.info.run_name: r.data.tags for r in grid_runs(tmp_path)}
+    assert sorted(cold_tags) == [k for k in sorted(KEYS) if "/t1/" in k]
+    for key, tags in cold_tags.items():
+        for name in HASHES:
+            assert tags[f"reprogrid.hash.{name}"] == warm_tags[key][f"reprogrid.hash.{name}"], (key, name)

@@ -1,10 +1,13 @@
-# Config validation and the grid's names. Runs at parse time, so it stays cheap:
-# reprogrid.config imports neither torch nor mlflow.
+# Config validation, the grid's names, and how rules run their step. Runs at parse
+# time, so it stays cheap: nothing here imports torch or mlflow.
+import json
+import shlex
 import sys
 
 from snakemake.utils import validate
 
 from reprogrid import config as cfg
+from reprogrid import warm
 
 
 try:
@@ -18,6 +21,7 @@ except WorkflowError as error:
     raise WorkflowError(cfg.schema_error_message(schema_error)) from None
 except cfg.ConfigError as error:
     raise WorkflowError(str(error)) from None
+
 
 def forced_paths(argv):
     """Paths named after `--forcerun`/`-R` on the command line.
@@ -42,12 +46,21 @@ FORCED_PATHS = forced_paths(sys.argv)
 TRACKING_URI = cfg.tracking_uri(config)
 RUN_KEYS = cfg.run_keys(config)
 RUN_DIR = "results/runs/{setting}/{libconf}/r{replicate}"
+# Each rule's job: `step.py STEP ARGS_JSON LOG` (see reprogrid/step.py). A shell job
+# rather than `script:`: it starts a bare Python, and torch-heavy steps go to a warm
+# worker (reprogrid/warm.py) that has done the imports once for the whole invocation.
+STEP = shlex.join([sys.executable, f"{workflow.basedir}/scripts/step.py"])
 
 
 wildcard_constraints:
     setting="[A-Za-z0-9][A-Za-z0-9_.-]*",
     libconf="[A-Za-z0-9][A-Za-z0-9_.-]*",
     replicate="[1-9][0-9]*",
+
+
+def step(name):
+    """The shell command of a rule whose `params.args` holds the step's arguments."""
+    return f"{STEP} {name} {{params.args:q}} {{log:q}}"
 
 
 def run_config(wildcards):
@@ -60,3 +73,18 @@ def run_config(wildcards):
 def libconf_threads(wildcards):
     """Scheduling only: the run itself always uses its library configuration's threads."""
     return cfg.library_knobs(config, wildcards.libconf)["threads"]
+
+
+WARM = {}
+
+
+onstart:
+    WARM["server"] = warm.start(TRACKING_URI)
+
+
+onsuccess:
+    warm.stop(WARM.get("server"))
+
+
+onerror:
+    warm.stop(WARM.get("server"))

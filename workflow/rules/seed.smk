@@ -3,9 +3,19 @@ rule seed:
     output:
         f"{RUN_DIR}/seeds.json",
     params:
+        # rerun triggers (Snakemake compares params that depend on wildcards only)
         root_seed=config["root_seed"],
         modes=lambda wildcards: cfg.seed_modes(config, wildcards.setting),
+        args=lambda wildcards, output: json.dumps(
+            {
+                "run_key": cfg.run_key(wildcards.setting, wildcards.libconf, wildcards.replicate),
+                "root_seed": config["root_seed"],
+                "modes": cfg.seed_modes(config, wildcards.setting),
+                "replicate": int(wildcards.replicate),
+                "out_path": output[0],
+            }
+        ),
     log:
         "results/logs/{setting}/{libconf}/r{replicate}/seed.log",
-    script:
-        "../../scripts/seed.py"
+    shell:
+        step("seed")

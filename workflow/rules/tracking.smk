@@ -3,9 +3,11 @@ rule tracking:
     output:
         "results/tracking.json",
     params:
-        uri=TRACKING_URI,
-        experiment=config["experiment"],
+        tracking=[TRACKING_URI, config["experiment"]],  # rerun trigger
+        args=lambda wildcards, output: json.dumps(
+            {"uri": TRACKING_URI, "experiment": config["experiment"], "out_path": output[0]}
+        ),
     log:
         "results/logs/tracking.log",
-    script:
-        "../../scripts/prepare_tracking.py"
+    shell:
+        step("tracking")

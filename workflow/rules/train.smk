@@ -8,11 +8,23 @@ rule train:
         model=f"{RUN_DIR}/model.pt",
         record=f"{RUN_DIR}/train.json",
     params:
+        # Rerun triggers (Snakemake compares params that depend on wildcards only):
+        # editing the run's resolved config reruns exactly this run, and changing where
+        # runs are logged logs every run anew.
         run_config=run_config,
-        tracking_uri=TRACKING_URI,
-        experiment=config["experiment"],
+        tracking=[TRACKING_URI, config["experiment"]],
+        args=lambda wildcards, input, output: json.dumps(
+            {
+                "run_config": run_config(wildcards),
+                "seeds_path": input.seeds,
+                "tracking_path": input.tracking,
+                "model_path": output.model,
+                "train_json_path": output.record,
+                "workflow_dir": workflow.basedir,
+            }
+        ),
     threads: libconf_threads
     log:
         "results/logs/{setting}/{libconf}/r{replicate}/train.log",
-    script:
-        "../../scripts/train.py"
+    shell:
+        step("train")

@@ -1,0 +1,64 @@
+"""Run one step of the workflow: `python scripts/step.py STEP ARGS_JSON LOG`.
+
+Every rule runs through here with its inputs, outputs and params as JSON keyword
+arguments of the matching `reprogrid.pipeline` function, and its log file.
+Steps that need torch or MLflow go to a warm worker when the workflow started one
+(`reprogrid.warm`), and run in this process otherwise; the seed step always runs here,
+being cheaper than the round trip. This module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+STEPS = {
+    "tracking": "prepare_tracking",
+    "seed": "run_seed",
+    "train": "run_train",
+    "evaluate": "run_evaluate",
+    "compare": "run_compare",
+}
+IN_PROCESS_STEPS = {"seed"}
+
+
+def execute(step: str, kwargs: dict, log_path: str) -> None:
+    """Run a step here, logging to `log_path` (what a warm worker's child runs, too)."""
+    from reprogrid import pipeline
+    from reprogrid.joblog import logged_to
+
+    with logged_to(log_path):
+        getattr(pipeline, STEPS[step])(**kwargs)
+
+
+class StepFailed(RuntimeError):
+    """A step failed in a warm worker; the message is its traceback there."""
+
+
+def run(step: str, kwargs: dict, log_path: str) -> None:
+    """Run a step in a warm worker when the workflow started one, else in this process."""
+    if step not in IN_PROCESS_STEPS:
+        from reprogrid import warm
+
+        outcome = warm.run_remote(step, kwargs, log_path)
+        if outcome is not None:
+            if not outcome["ok"]:
+                raise StepFailed(outcome["error"])
+            return
+    execute(step, kwargs, log_path)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3 or argv[0] not in STEPS:
+        print(f"usage: step.py {{{'|'.join(STEPS)}}} ARGS_JSON LOG", file=sys.stderr)
+        return 2
+    try:
+        run(argv[0], json.loads(argv[1]), argv[2])
+    except StepFailed as failure:
+        print(failure, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

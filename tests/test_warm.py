@@ -1,0 +1,123 @@
+"""Warm workers against a real server process: where jobs run, what they see, and
+that nothing outlives the job or the workflow that started it."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, tiny_config
+from reprogrid import config as cfg
+from reprogrid import warm
+from reprogrid.pipeline import read_json
+from reprogrid.step import StepFailed, run
+
+STEP = [sys.executable, str(REPO / "scripts" / "step.py")]
+
+
+@pytest.fixture(scope="module")
+def server():
+    process = warm.start()
+    yield process
+    warm.stop(process)
+    assert process.poll() is not None
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def wait_for(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def logged_pid(log: Path) -> int:
+    return int(re.search(r"\[pid (\d+)\]", log.read_text()).group(1))
+
+
+def test_a_step_runs_in_a_warm_child_in_the_jobs_directory_and_environment(server, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_SCHEDULE", "static")  # recorded in the run's environment
+    run("tracking", {"uri": "sqlite:///store/mlflow.db", "experiment": "warm", "out_path": "tracking.json"},
+        "logs/tracking.log")
+    assert read_json(tmp_path / "tracking.json")["experiment"] == "warm"
+    assert (tmp_path / "store" / "mlflow.db").is_file()  # relative to the job's directory
+    assert logged_pid(tmp_path / "logs" / "tracking.log") != os.getpid()
+    run_config = cfg.resolve_run_config(tiny_config(training={"epochs": 1}), "all_fixed", "t1", 1)
+    run("seed", {"run_key": "k", "root_seed": 1, "modes": run_config["seed_modes"], "replicate": 1,
+                 "out_path": "seeds.json"}, "logs/seed.log")
+    assert logged_pid(tmp_path / "logs" / "seed.log") == os.getpid()  # cheap: never sent away
+    run("train", {"run_config": run_config, "seeds_path": "seeds.json", "tracking_path": "tracking.json",
+                  "model_path": "model.pt", "train_json_path": "train.json"}, "logs/train.log")
+    assert read_json(tmp_path / "train.json")["env"]["env_vars"]["OMP_SCHEDULE"] == "static"
+
+
+def test_a_failing_step_reports_its_traceback_and_fails_the_job(server, tmp_path):
+    kwargs = {"train_json_path": str(tmp_path / "missing.json"), "model_path": "m.pt",
+              "tracking_path": "t.json", "eval_json_path": "e.json", "predictions_path": "p.npz"}
+    with pytest.raises(StepFailed, match="FileNotFoundError"):
+        run("evaluate", kwargs, str(tmp_path / "evaluate.log"))
+    assert "FileNotFoundError" in (tmp_path / "evaluate.log").read_text()
+    job = subprocess.run([*STEP, "evaluate", json.dumps(kwargs), str(tmp_path / "e2.log")],
+                         capture_output=True, text=True)
+    assert job.returncode == 1 and "FileNotFoundError" in job.stderr
+
+
+def test_killing_the_job_kills_its_warm_child(server, tmp_path):
+    config = tiny_config(training={"epochs": 5000}, library_configs={"t1": {}})
+    run_config = cfg.resolve_run_config(config, "all_fixed", "t1", 1)
+    run("tracking", {"uri": f"sqlite:///{tmp_path}/mlflow.db", "experiment": "kill",
+                     "out_path": str(tmp_path / "tracking.json")}, str(tmp_path / "tracking.log"))
+    run("seed", {"run_key": "k", "root_seed": 1, "modes": run_config["seed_modes"], "replicate": 1,
+                 "out_path": str(tmp_path / "seeds.json")}, str(tmp_path / "seed.log"))
+    kwargs = {"run_config": run_config, "seeds_path": str(tmp_path / "seeds.json"),
+              "tracking_path": str(tmp_path / "tracking.json"), "model_path": str(tmp_path / "model.pt"),
+              "train_json_path": str(tmp_path / "train.json")}
+    job = subprocess.Popen([*STEP, "train", json.dumps(kwargs), str(tmp_path / "train.log")])
+    assert wait_for(lambda: children_of(server.pid)), "no warm child started"
+    child = children_of(server.pid)[0]
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    assert wait_for(lambda: not Path(f"/proc/{child}").exists() or
+                    Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z", timeout=5)
+    assert not (tmp_path / "train.json").exists()
+
+
+def test_the_server_ends_with_the_process_that_started_it(tmp_path):
+    starter = subprocess.run(
+        [sys.executable, "-c", "import os; from reprogrid import warm; "
+         "print(warm.start().pid, flush=True); os._exit(0)"],
+        capture_output=True, text=True, check=True,
+    )
+    pid = int(starter.stdout)
+    assert wait_for(lambda: not Path(f"/proc/{pid}").exists(), timeout=30)
+
+
+def test_no_warm_workers_inside_cluster_jobs_or_when_switched_off(monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.delenv(warm.SWITCH_ENV, raising=False)
+    assert warm.enabled()
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    assert not warm.enabled()
+    monkeypatch.delenv("SLURM_JOB_ID")
+    monkeypatch.setenv(warm.SWITCH_ENV, "0")
+    assert not warm.enabled() and warm.start() is None
