@@ -157,7 +157,7 @@ def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_jso
         "env": env,
     }
     write_json(train_json_path, record)
-    tracking.log_json_artifacts(client, run_id, {
+    tracking.log_artifacts(client, run_id, {
         "run_config.json": run_config, "env.json": env, "train.json": record,
         "seeds.json": {"modes": run_config["seed_modes"], "seeds": seeds},
     })
@@ -227,8 +227,7 @@ def run_evaluate(train_json_path, model_path, tracking_path, eval_json_path, pre
     run_id = train_record["mlflow_run_id"]
     tracking.log_batch(client, run_id, metrics=metrics,
                        tags={"reprogrid.hash.predictions": record["hashes"]["predictions"]})
-    tracking.log_json_artifacts(client, run_id, {"eval.json": record})
-    tracking.log_file_artifacts(client, run_id, [predictions_path])
+    tracking.log_artifacts(client, run_id, {"eval.json": record}, files=[predictions_path])
     tracking.finish_run(client, run_id)
     log.info("evaluated %s: %s", key, {k: round(v, 4) for k, v in metrics.items()})
     return record
@@ -256,6 +255,6 @@ def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_
         tracking.now_ms(),
     )
     tracking.log_batch(client, run_id, params={"runs": len(runs), "cells": len(summary)})
-    tracking.log_file_artifacts(client, run_id, [summary_path, pairs_path, report_path])
+    tracking.log_artifacts(client, run_id, files=[summary_path, pairs_path, report_path])
     tracking.finish_run(client, run_id)
     log.info("compared %d runs in %d cells; MLflow run %s", len(runs), len(summary), run_id)

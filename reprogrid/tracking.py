@@ -181,14 +181,18 @@ def log_dataset(mlflow_client, run_id: str, *, name: str, features: np.ndarray,
     retrying(mlflow_client.log_inputs, run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags)])
 
 
-def log_json_artifacts(mlflow_client, run_id: str, documents: dict[str, dict]) -> None:
-    for file_name, document in documents.items():
-        retrying(mlflow_client.log_dict, run_id, document, file_name)
+def log_artifacts(mlflow_client, run_id: str, documents: dict[str, dict] | None = None,
+                  files: Iterable[str | Path] = ()) -> None:
+    """Log JSON documents (by artifact name) and files as the run's artifacts, in one call."""
+    import shutil
+    import tempfile
 
-
-def log_file_artifacts(mlflow_client, run_id: str, paths: Iterable[str | Path]) -> None:
-    for path in paths:
-        retrying(mlflow_client.log_artifact, run_id, str(path))
+    with tempfile.TemporaryDirectory(prefix="reprogrid-artifacts-") as staging:
+        for name, document in (documents or {}).items():
+            Path(staging, name).write_text(json.dumps(document, indent=1, sort_keys=True))
+        for path in files:
+            shutil.copy2(path, staging)
+        retrying(mlflow_client.log_artifacts, run_id, staging)
 
 
 def finish_run(mlflow_client, run_id: str) -> None:

@@ -18,6 +18,7 @@ own process as usual.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -168,6 +169,9 @@ def _preload(tracking_uri: str | None) -> None:
             open_store_for_children(tracking_uri)
         except Exception:  # the job itself will meet (and report) the problem
             traceback.print_exc()
+    # Keep the collector off the preloaded objects: a collection in a child would write
+    # to every one of them and copy hundreds of MB of shared pages (~0.3 s per job).
+    gc.freeze()
 
 
 def _reap_children() -> None:

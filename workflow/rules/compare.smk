@@ -4,7 +4,9 @@ rule compare:
         evals=expand("results/runs/{key}/eval.json", key=RUN_KEYS),
         predictions=expand("results/runs/{key}/predictions.npz", key=RUN_KEYS),
         trains=expand("results/runs/{key}/train.json", key=RUN_KEYS),
-        tracking=ancient(rules.tracking.output[0]),
+        # a literal path, not rules.tracking.output: with a reference to another rule's
+        # output among 30,000 inputs, Snakemake's DAG building turns quadratic
+        tracking=ancient("results/tracking.json"),
     output:
         summary="results/compare/summary.csv",
         pairs="results/compare/pairs.csv",

@@ -1,0 +1,102 @@
+"""Overhead of the workflow against a bare loop doing the same runs.
+
+    python benchmarks/overhead.py small            # config/examples/ablation.yaml
+    python benchmarks/overhead.py medium           # benchmarks/configs/medium.yaml
+    python benchmarks/overhead.py CONFIG.yaml --cores 2 --workflow-cores 1 2
+
+(a) the bare loop (benchmarks/bare_loop.py: the library's train and evaluate in as many
+processes as cores, writing only metrics), then (b) `snakemake --cores N` from an empty
+directory, each timed end to end as a user would see it. Both runs must produce the
+same metrics for every run: they are the same runs. Prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORKLOADS = {
+    "small": REPO / "config" / "examples" / "ablation.yaml",
+    "medium": REPO / "benchmarks" / "configs" / "medium.yaml",
+}
+
+
+def timed(command: list[str], **kwargs) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
+    return time.perf_counter() - started
+
+
+def bare_loop(config: Path, cores: int, scratch: Path) -> tuple[float, dict]:
+    out = scratch / "bare.json"
+    seconds = timed([sys.executable, str(REPO / "benchmarks" / "bare_loop.py"), str(config),
+                     "--cores", str(cores), "--out", str(out)])
+    return seconds, json.loads(out.read_text())
+
+
+def workflow(config: Path, cores: int, scratch: Path) -> tuple[float, dict]:
+    workdir = scratch / f"workflow-cores{cores}"
+    workdir.mkdir()
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    seconds = timed([snakemake, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+                     "--configfile", str(config), "--cores", str(cores), "--quiet"], env=env)
+    metrics = {}
+    for path in glob.glob(str(workdir / "results" / "runs" / "*" / "*" / "*" / "eval.json")):
+        record = json.loads(Path(path).read_text())
+        train = json.loads(Path(path).with_name("train.json").read_text())
+        metrics[record["run_key"]] = record["metrics"] | {"train_seconds": train["train_seconds"]}
+    return seconds, metrics
+
+
+def same_metrics(a: dict, b: dict) -> int:
+    """How many runs reached exactly the same test accuracy and loss in both."""
+    keys = ("test_accuracy", "test_loss")
+    return sum(all(a[run].get(k) == b.get(run, {}).get(k) for k in keys) for run in a)
+
+
+def measure(config: Path, cores: int, workflow_cores: list[int]) -> dict:
+    with tempfile.TemporaryDirectory(prefix="reprogrid-bench-") as scratch:
+        scratch = Path(scratch)
+        bare_seconds, bare_metrics = bare_loop(config, cores, scratch)
+        result = {
+            "config": str(config.relative_to(REPO) if config.is_relative_to(REPO) else config),
+            "runs": len(bare_metrics),
+            "cores": cores,
+            "bare_seconds": round(bare_seconds, 2),
+            "compute_seconds_median": round(statistics.median(m["train_seconds"] for m in bare_metrics.values()), 3),
+            "workflow": {},
+        }
+        for n in workflow_cores:
+            seconds, metrics = workflow(config, n, scratch)
+            result["workflow"][f"cores{n}"] = {
+                "seconds": round(seconds, 2),
+                "ratio_to_bare": round(seconds / bare_seconds, 3),
+                "overhead_seconds_per_run": round((seconds - bare_seconds) / len(bare_metrics), 3),
+                "runs_with_identical_metrics": same_metrics(bare_metrics, metrics),
+            }
+        return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workload", help="small, medium, or a config file")
+    parser.add_argument("--cores", type=int, default=2, help="bare loop processes and workflow --cores")
+    parser.add_argument("--workflow-cores", type=int, nargs="+", help="--cores values for the workflow (default: --cores)")
+    args = parser.parse_args()
+    config = WORKLOADS.get(args.workload, Path(args.workload)).resolve()
+    result = measure(config, args.cores, args.workflow_cores or [args.cores])
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
