@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 WORKLOADS = {
     "small": REPO / "config" / "examples" / "ablation.yaml",
@@ -83,6 +85,7 @@ def measure(config: Path, cores: int, workflow_cores: list[int]) -> dict:
                 "ratio_to_bare": round(seconds / bare_seconds, 3),
                 "overhead_seconds_per_run": round((seconds - bare_seconds) / len(bare_metrics), 3),
                 "runs_with_identical_metrics": same_metrics(bare_metrics, metrics),
+                "compute_seconds_median": round(statistics.median(m["train_seconds"] for m in metrics.values()), 3),
             }
         return result
 
@@ -92,9 +95,15 @@ def main():
     parser.add_argument("workload", help="small, medium, or a config file")
     parser.add_argument("--cores", type=int, default=2, help="bare loop processes and workflow --cores")
     parser.add_argument("--workflow-cores", type=int, nargs="+", help="--cores values for the workflow (default: --cores)")
+    parser.add_argument("--replicates", type=int, help="override the config's replicates")
     args = parser.parse_args()
     config = WORKLOADS.get(args.workload, Path(args.workload)).resolve()
-    result = measure(config, args.cores, args.workflow_cores or [args.cores])
+    with tempfile.TemporaryDirectory(prefix="reprogrid-bench-config-") as scratch:
+        if args.replicates:
+            grid = yaml.safe_load(config.read_text()) | {"replicates": args.replicates}
+            config = Path(scratch) / f"{config.stem}-r{args.replicates}.yaml"
+            config.write_text(yaml.safe_dump(grid))
+        result = measure(config, args.cores, args.workflow_cores or [args.cores])
     print(json.dumps(result, indent=1))
 
 

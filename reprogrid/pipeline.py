@@ -56,7 +56,10 @@ def prepare_tracking(uri: str, experiment: str, out_path: str | Path) -> None:
     log.info("MLflow experiment %r (id %s) at %s", experiment, experiment_id, uri)
 
 
-def run_seed(run_key: str, root_seed: int, modes: dict, replicate: int, out_path: str | Path) -> None:
+def run_seed(setting: str, libconf: str, replicate: int | str, root_seed: int, modes: dict,
+             out_path: str | Path) -> None:
+    replicate = int(replicate)
+    run_key = cfg.run_key(setting, libconf, replicate)
     seeds = derive_seeds(root_seed, modes, replicate)
     write_json(out_path, {"run_key": run_key, "root_seed": root_seed, "seeds": seeds})
     log.info("seeds of %s: %s", run_key, {s: e["seed"] if e["seed"] is not None else e["mode"] for s, e in seeds.items()})

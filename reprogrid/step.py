@@ -1,7 +1,8 @@
-"""Run one step of the workflow: `python scripts/step.py STEP ARGS_JSON LOG`.
+"""Run one step of the workflow: `python scripts/step.py STEP LOG NAME=VALUE NAME:=JSON ...`.
 
-Every rule runs through here with its inputs, outputs and params as JSON keyword
-arguments of the matching `reprogrid.pipeline` function, and its log file.
+Every rule runs through here: its inputs, outputs and params become keyword arguments
+of the matching `reprogrid.pipeline` function (`NAME=VALUE` a string such as a path,
+`NAME:=JSON` a JSON value), and its log file gets the step's log.
 Steps that need torch or MLflow go to a warm worker when the workflow started one
 (`reprogrid.warm`), and run in this process otherwise; the seed step always runs here,
 being cheaper than the round trip. This module imports nothing heavy.
@@ -48,12 +49,26 @@ def run(step: str, kwargs: dict, log_path: str) -> None:
     execute(step, kwargs, log_path)
 
 
+def parse_arguments(items: list[str]) -> dict:
+    """`name=text` and `name:=json` pairs as keyword arguments."""
+    kwargs = {}
+    for item in items:
+        name, separator, value = item.partition("=")
+        if not separator or not name:
+            raise ValueError(f"expected NAME=VALUE or NAME:=JSON, got {item!r}")
+        if name.endswith(":"):
+            kwargs[name[:-1]] = json.loads(value)
+        else:
+            kwargs[name] = value
+    return kwargs
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[0] not in STEPS:
-        print(f"usage: step.py {{{'|'.join(STEPS)}}} ARGS_JSON LOG", file=sys.stderr)
+    if len(argv) < 2 or argv[0] not in STEPS:
+        print(f"usage: step.py {{{'|'.join(STEPS)}}} LOG NAME=VALUE NAME:=JSON ...", file=sys.stderr)
         return 2
     try:
-        run(argv[0], json.loads(argv[1]), argv[2])
+        run(argv[0], parse_arguments(argv[2:]), argv[1])
     except StepFailed as failure:
         print(failure, file=sys.stderr)
         return 1

@@ -36,15 +36,6 @@ from pathlib import Path
 SOCKET_ENV = "REPROGRID_WORKER_SOCKET"
 SWITCH_ENV = "REPROGRID_WARM_WORKERS"  # "0" turns warm workers off
 HEADER = struct.Struct("!Q")
-# What a job would otherwise import itself. torch._dynamo is imported by every torch
-# optimizer on creation (and torch._inductor by use_deterministic_algorithms): a second
-# of a fresh process's start-up on its own.
-PRELOAD = (
-    "torch", "torch._dynamo", "torch._inductor", "numpy", "pandas", "matplotlib.pyplot",
-    "mlflow", "mlflow.data", "mlflow.store.tracking.sqlalchemy_store",
-    "reprogrid.pipeline", "reprogrid.train", "reprogrid.evaluate", "reprogrid.env",
-    "reprogrid.compare", "reprogrid.report", "reprogrid.step",
-)
 
 
 def enabled() -> bool:
@@ -135,34 +126,87 @@ def _receive(connection: socket.socket, size: int | None = None) -> bytes:
 
 # --- the server ---------------------------------------------------------------------
 
+# What jobs would otherwise import themselves, in stages, in the order the workflow
+# needs them: the `tracking` job needs only MLflow; training needs torch (and
+# torch._dynamo, which every optimizer imports on creation: a second on its own); only
+# `compare` needs pandas and matplotlib. A job's child is forked as soon as the stages
+# its step needs are loaded; the server loads the next stage whenever it is idle.
+STAGES = {
+    "mlflow": ("mlflow", "mlflow.data", "mlflow.store.tracking.sqlalchemy_store", "reprogrid.tracking"),
+    "torch": ("torch", "torch._dynamo", "torch._inductor", "reprogrid.pipeline", "reprogrid.train",
+              "reprogrid.evaluate", "reprogrid.env"),
+    "analysis": ("pandas", "matplotlib.pyplot", "reprogrid.compare", "reprogrid.report"),
+}
+NEEDS = {
+    "tracking": {"mlflow"},
+    "train": {"mlflow", "torch"},
+    "evaluate": {"mlflow", "torch"},
+    "compare": {"mlflow", "analysis"},
+}
+
+
+class _Job:
+    def __init__(self, connection: socket.socket, fds: list[int], request: dict):
+        self.connection, self.fds, self.request = connection, fds, request
+
+    def close(self) -> None:
+        self.connection.close()
+        for fd in self.fds:
+            os.close(fd)
+
+
 def serve(socket_path: str, parent_pid: int, tracking_uri: str | None) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(socket_path)  # bound before preloading: early jobs wait, not fall back
+    listener.bind(socket_path)  # bound before any import: early jobs wait, not go cold
     listener.listen(128)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    _preload(tracking_uri)
+    # nothing to flush or clean up: skip tearing down torch and MLflow (a second)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    to_load, loaded, waiting = list(STAGES), set(), []
     while os.getppid() == parent_pid:
         _reap_children()
-        readable, _, _ = select.select([listener], [], [], 1.0)
-        if not readable:
-            continue
-        connection, _ = listener.accept()
-        if os.fork() == 0:
-            listener.close()
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            _run_child(connection)  # never returns
+        readable, _, _ = select.select([listener], [], [], 0 if to_load else 1.0)
+        if readable:
+            job = _accept(listener)
+            if job is not None:
+                waiting.append(job)
+        for job in [j for j in waiting if NEEDS.get(j.request["step"], set(STAGES)) <= loaded]:
+            waiting.remove(job)
+            if os.fork() == 0:
+                listener.close()
+                for other in waiting:
+                    other.close()
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                _run_child(job)  # never returns
+            job.close()
+        if to_load and not readable:
+            stage = to_load.pop(0)
+            _load(stage, tracking_uri)
+            loaded.add(stage)
+
+
+def _accept(listener: socket.socket) -> _Job | None:
+    connection, _ = listener.accept()
+    connection.settimeout(30)  # a client sends its request at once; never hang on one
+    try:
+        header, fds, _, _ = socket.recv_fds(connection, HEADER.size, 2)
+        request = json.loads(_receive(connection, HEADER.unpack(header)[0]))
+        connection.settimeout(None)
+        return _Job(connection, list(fds), request)
+    except (OSError, ValueError, struct.error):
         connection.close()
+        return None
 
 
-def _preload(tracking_uri: str | None) -> None:
+def _load(stage: str, tracking_uri: str | None) -> None:
     import importlib
 
-    import matplotlib
+    if stage == "analysis":
+        import matplotlib
 
-    matplotlib.use("Agg")
-    for module in PRELOAD:
+        matplotlib.use("Agg")
+    for module in STAGES[stage]:
         importlib.import_module(module)
-    if tracking_uri:
+    if stage == "mlflow" and tracking_uri:
         from reprogrid.tracking import open_store_for_children
 
         try:
@@ -182,18 +226,17 @@ def _reap_children() -> None:
         pass
 
 
-def _run_child(connection: socket.socket) -> None:
+def _run_child(job: _Job) -> None:
     status = 1
     try:
-        header, fds, _, _ = socket.recv_fds(connection, HEADER.size, 2)
-        for fd, target in zip(fds, (1, 2)):
+        for fd, target in zip(job.fds, (1, 2)):
             os.dup2(fd, target)
             os.close(fd)
-        request = json.loads(_receive(connection, HEADER.unpack(header)[0]))
+        request = job.request
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        _exit_when_client_goes(connection)
+        _exit_when_client_goes(job.connection)
         from reprogrid.step import execute
 
         try:
@@ -204,7 +247,7 @@ def _run_child(connection: socket.socket) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         payload = json.dumps(reply).encode()
-        connection.sendall(HEADER.pack(len(payload)) + payload)
+        job.connection.sendall(HEADER.pack(len(payload)) + payload)
         status = 0
     finally:
         os._exit(status)

@@ -18,7 +18,7 @@ def run_one(root, config, setting, libconf, replicate):
     run_config = cfg.resolve_run_config(config, setting, libconf, replicate)
     run_dir = root / "results" / "runs" / run_config["run_key"]
     run_dir.mkdir(parents=True)
-    run_seed(run_config["run_key"], config["root_seed"], run_config["seed_modes"], replicate, run_dir / "seeds.json")
+    run_seed(setting, libconf, replicate, config["root_seed"], run_config["seed_modes"], run_dir / "seeds.json")
     run_train(run_config, run_dir / "seeds.json", root / "tracking.json", run_dir / "model.pt", run_dir / "train.json")
     return run_dir
 

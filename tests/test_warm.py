@@ -63,8 +63,8 @@ def test_a_step_runs_in_a_warm_child_in_the_jobs_directory_and_environment(serve
     assert (tmp_path / "store" / "mlflow.db").is_file()  # relative to the job's directory
     assert logged_pid(tmp_path / "logs" / "tracking.log") != os.getpid()
     run_config = cfg.resolve_run_config(tiny_config(training={"epochs": 1}), "all_fixed", "t1", 1)
-    run("seed", {"run_key": "k", "root_seed": 1, "modes": run_config["seed_modes"], "replicate": 1,
-                 "out_path": "seeds.json"}, "logs/seed.log")
+    run("seed", {"setting": "all_fixed", "libconf": "t1", "replicate": 1, "root_seed": 1,
+                 "modes": run_config["seed_modes"], "out_path": "seeds.json"}, "logs/seed.log")
     assert logged_pid(tmp_path / "logs" / "seed.log") == os.getpid()  # cheap: never sent away
     run("train", {"run_config": run_config, "seeds_path": "seeds.json", "tracking_path": "tracking.json",
                   "model_path": "model.pt", "train_json_path": "train.json"}, "logs/train.log")
@@ -77,7 +77,7 @@ def test_a_failing_step_reports_its_traceback_and_fails_the_job(server, tmp_path
     with pytest.raises(StepFailed, match="FileNotFoundError"):
         run("evaluate", kwargs, str(tmp_path / "evaluate.log"))
     assert "FileNotFoundError" in (tmp_path / "evaluate.log").read_text()
-    job = subprocess.run([*STEP, "evaluate", json.dumps(kwargs), str(tmp_path / "e2.log")],
+    job = subprocess.run([*STEP, "evaluate", str(tmp_path / "e2.log"), *(f"{k}={v}" for k, v in kwargs.items())],
                          capture_output=True, text=True)
     assert job.returncode == 1 and "FileNotFoundError" in job.stderr
 
@@ -87,12 +87,15 @@ def test_killing_the_job_kills_its_warm_child(server, tmp_path):
     run_config = cfg.resolve_run_config(config, "all_fixed", "t1", 1)
     run("tracking", {"uri": f"sqlite:///{tmp_path}/mlflow.db", "experiment": "kill",
                      "out_path": str(tmp_path / "tracking.json")}, str(tmp_path / "tracking.log"))
-    run("seed", {"run_key": "k", "root_seed": 1, "modes": run_config["seed_modes"], "replicate": 1,
-                 "out_path": str(tmp_path / "seeds.json")}, str(tmp_path / "seed.log"))
+    run("seed", {"setting": "all_fixed", "libconf": "t1", "replicate": 1, "root_seed": 1,
+                 "modes": run_config["seed_modes"], "out_path": str(tmp_path / "seeds.json")},
+        str(tmp_path / "seed.log"))
     kwargs = {"run_config": run_config, "seeds_path": str(tmp_path / "seeds.json"),
               "tracking_path": str(tmp_path / "tracking.json"), "model_path": str(tmp_path / "model.pt"),
               "train_json_path": str(tmp_path / "train.json")}
-    job = subprocess.Popen([*STEP, "train", json.dumps(kwargs), str(tmp_path / "train.log")])
+    arguments = [f"{k}={v}" for k, v in kwargs.items() if k != "run_config"]
+    job = subprocess.Popen([*STEP, "train", str(tmp_path / "train.log"),
+                            f"run_config:={json.dumps(run_config)}", *arguments])
     assert wait_for(lambda: children_of(server.pid)), "no warm child started"
     child = children_of(server.pid)[0]
     job.send_signal(signal.SIGKILL)
@@ -121,3 +124,12 @@ def test_no_warm_workers_inside_cluster_jobs_or_when_switched_off(monkeypatch):
     monkeypatch.delenv("SLURM_JOB_ID")
     monkeypatch.setenv(warm.SWITCH_ENV, "0")
     assert not warm.enabled() and warm.start() is None
+
+
+def test_step_arguments_are_strings_or_json():
+    from reprogrid.step import parse_arguments
+
+    assert parse_arguments(["path=results/a b.json", "config:={\"x\": [1, 2]}", "n:=3", "s=3"]) == {
+        "path": "results/a b.json", "config": {"x": [1, 2]}, "n": 3, "s": "3"}
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        parse_arguments(["oops"])

@@ -46,10 +46,11 @@ FORCED_PATHS = forced_paths(sys.argv)
 TRACKING_URI = cfg.tracking_uri(config)
 RUN_KEYS = cfg.run_keys(config)
 RUN_DIR = "results/runs/{setting}/{libconf}/r{replicate}"
-# Each rule's job: `step.py STEP ARGS_JSON LOG` (see reprogrid/step.py). A shell job
-# rather than `script:`: it starts a bare Python, and torch-heavy steps go to a warm
+# Each rule's job: `step.py STEP LOG NAME=VALUE ...` (see reprogrid/step.py). A shell
+# job rather than `script:`: it starts a bare Python, and torch-heavy steps go to a warm
 # worker (reprogrid/warm.py) that has done the imports once for the whole invocation.
 STEP = shlex.join([sys.executable, f"{workflow.basedir}/scripts/step.py"])
+WORKFLOW_DIR = json.dumps(workflow.basedir)
 
 
 wildcard_constraints:
@@ -58,15 +59,22 @@ wildcard_constraints:
     replicate="[1-9][0-9]*",
 
 
-def step(name):
-    """The shell command of a rule whose `params.args` holds the step's arguments."""
-    return f"{STEP} {name} {{params.args:q}} {{log:q}}"
+def step(name, **arguments):
+    """The shell command running step `name` with keyword arguments taken from the job:
+    `model_path="output.model"`. Params are JSON text (`NAME:=`), the rest plain strings.
+    Params are plain values or functions of the wildcards only: Snakemake compares those
+    between runs (so a changed config reruns the job), and they keep DAG building cheap."""
+    parts = [STEP, name, "{log:q}"]
+    for keyword, source in arguments.items():
+        operator = ":=" if source.startswith("params.") else "="
+        parts.append(f"{keyword}{operator}{{{source}:q}}")
+    return " ".join(parts)
 
 
 def run_config(wildcards):
-    """The resolved config of one run: a param, so editing it reruns exactly that run."""
-    return cfg.resolve_run_config(
-        config, wildcards.setting, wildcards.libconf, int(wildcards.replicate)
+    """The resolved config of one run, as JSON: editing it reruns exactly that run."""
+    return json.dumps(
+        cfg.resolve_run_config(config, wildcards.setting, wildcards.libconf, int(wildcards.replicate))
     )
 
 

@@ -7,18 +7,15 @@ rule evaluate:
     output:
         record=f"{RUN_DIR}/eval.json",
         predictions=f"{RUN_DIR}/predictions.npz",
-    params:
-        args=lambda wildcards, input, output: json.dumps(
-            {
-                "train_json_path": input.record,
-                "model_path": input.model,
-                "tracking_path": input.tracking,
-                "eval_json_path": output.record,
-                "predictions_path": output.predictions,
-            }
-        ),
     threads: libconf_threads
     log:
         "results/logs/{setting}/{libconf}/r{replicate}/evaluate.log",
     shell:
-        step("evaluate")
+        step(
+            "evaluate",
+            train_json_path="input.record",
+            model_path="input.model",
+            tracking_path="input.tracking",
+            eval_json_path="output.record",
+            predictions_path="output.predictions",
+        )

@@ -3,11 +3,9 @@ rule tracking:
     output:
         "results/tracking.json",
     params:
-        tracking=[TRACKING_URI, config["experiment"]],  # rerun trigger
-        args=lambda wildcards, output: json.dumps(
-            {"uri": TRACKING_URI, "experiment": config["experiment"], "out_path": output[0]}
-        ),
+        uri=json.dumps(TRACKING_URI),
+        experiment=json.dumps(config["experiment"]),
     log:
         "results/logs/tracking.log",
     shell:
-        step("tracking")
+        step("tracking", uri="params.uri", experiment="params.experiment", out_path="output[0]")

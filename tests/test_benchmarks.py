@@ -1,0 +1,36 @@
+"""A quick run of the benchmark scripts, so that they keep working (numbers are not
+asserted here: they belong to benchmarks/RESULTS.md, measured on an idle machine)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO, tiny_config
+
+pytestmark = pytest.mark.workflow
+
+
+def run_script(*args) -> dict:
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def test_overhead_benchmark_runs_the_same_runs_both_ways(tmp_path):
+    config = tiny_config(seed_settings={"fixed": {}}, library_configs={"t1": {}}, training={"epochs": 1})
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    result = run_script("benchmarks/overhead.py", str(tmp_path / "tiny.yaml"), "--cores", "2")
+    assert result["runs"] == 2
+    workflow = result["workflow"]["cores2"]
+    assert workflow["runs_with_identical_metrics"] == 2
+    assert workflow["seconds"] > 0 and result["bare_seconds"] > 0
+
+
+def test_scale_benchmark_plans_and_compares(tmp_path):
+    result = run_script("benchmarks/scale.py", "--runs", "100")
+    assert result["dry_run"]["jobs"] == 303
+    assert result["dry_run"]["workflow"]["seconds"] > 0 and result["dry_run"]["bare_snakefile"]["peak_mib"] > 0
+    assert result["compare"]["runs"] == 100 and result["compare"]["pairs_csv_mib"] >= 0
