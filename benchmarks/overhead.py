@@ -5,9 +5,10 @@
     python benchmarks/overhead.py CONFIG.yaml --cores 2 --workflow-cores 1 2
 
 (a) the bare loop (benchmarks/bare_loop.py: the library's train and evaluate in as many
-processes as cores, writing only metrics), then (b) `snakemake --cores N` from an empty
-directory, each timed end to end as a user would see it. Both runs must produce the
-same metrics for every run: they are the same runs. Prints one JSON document.
+processes as cores, writing only metrics) and (b) `snakemake --cores N` from an empty
+directory, each timed end to end as a user would see it, in the order a b b a (this
+machine's speed drifts; the means of the two of each are compared). Both must produce
+the same metrics for every run: they are the same runs. Prints one JSON document.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def timed(command: list[str], **kwargs) -> float:
 
 
 def bare_loop(config: Path, cores: int, scratch: Path) -> tuple[float, dict]:
+    scratch.mkdir()
     out = scratch / "bare.json"
     seconds = timed([sys.executable, str(REPO / "benchmarks" / "bare_loop.py"), str(config),
                      "--cores", str(cores), "--out", str(out)])
@@ -46,8 +48,8 @@ def bare_loop(config: Path, cores: int, scratch: Path) -> tuple[float, dict]:
 
 
 def workflow(config: Path, cores: int, scratch: Path) -> tuple[float, dict]:
-    workdir = scratch / f"workflow-cores{cores}"
-    workdir.mkdir()
+    workdir = scratch / f"cores{cores}"
+    workdir.mkdir(parents=True)
     snakemake = str(Path(sys.executable).with_name("snakemake"))
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     seconds = timed([snakemake, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
@@ -69,19 +71,30 @@ def same_metrics(a: dict, b: dict) -> int:
 def measure(config: Path, cores: int, workflow_cores: list[int]) -> dict:
     with tempfile.TemporaryDirectory(prefix="reprogrid-bench-") as scratch:
         scratch = Path(scratch)
-        bare_seconds, bare_metrics = bare_loop(config, cores, scratch)
+        bare_times, workflow_times, workflow_metrics = [], {n: [] for n in workflow_cores}, {}
+        for order in ("bare", "workflow", "workflow", "bare"):
+            if order == "bare":
+                seconds, bare_metrics = bare_loop(config, cores, scratch / f"bare{len(bare_times)}")
+                bare_times.append(seconds)
+                continue
+            for n in workflow_cores:
+                seconds, workflow_metrics[n] = workflow(config, n, scratch / f"workflow{len(workflow_times[n])}")
+                workflow_times[n].append(seconds)
+        bare_seconds = statistics.mean(bare_times)
         result = {
             "config": str(config.relative_to(REPO) if config.is_relative_to(REPO) else config),
             "runs": len(bare_metrics),
             "cores": cores,
             "bare_seconds": round(bare_seconds, 2),
+            "bare_seconds_each": [round(t, 2) for t in bare_times],
             "compute_seconds_median": round(statistics.median(m["train_seconds"] for m in bare_metrics.values()), 3),
             "workflow": {},
         }
-        for n in workflow_cores:
-            seconds, metrics = workflow(config, n, scratch)
+        for n, times in workflow_times.items():
+            seconds, metrics = statistics.mean(times), workflow_metrics[n]
             result["workflow"][f"cores{n}"] = {
                 "seconds": round(seconds, 2),
+                "seconds_each": [round(t, 2) for t in times],
                 "ratio_to_bare": round(seconds / bare_seconds, 3),
                 "overhead_seconds_per_run": round((seconds - bare_seconds) / len(bare_metrics), 3),
                 "runs_with_identical_metrics": same_metrics(bare_metrics, metrics),

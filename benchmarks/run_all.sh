@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every figure in benchmarks/RESULTS.md, measured side by side in one run (about 15
+# Every figure in benchmarks/RESULTS.md, measured side by side in one run (about 35
 # minutes on 2 cores). Writes benchmarks/results/*.json. Run from the repository root
 # with the project's environment active, on an otherwise idle machine.
 set -euo pipefail
