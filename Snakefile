@@ -12,15 +12,15 @@ if not workflow.overwrite_configfiles:
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/tracking.smk"
 include: "workflow/rules/seed.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/compare.smk"
+include: "workflow/rules/audit.smk"
 
 
 rule all:
     default_target: True
     input:
         # `--forcerun RULE path...` names what to rerun; see forced_paths in common.smk
-        FORCED_PATHS or rules.compare.output,
+        FORCED_PATHS or [*rules.compare.output, rules.audit.output[0]],

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every figure in benchmarks/RESULTS.md, measured side by side in one run (about 35
+# Every figure in benchmarks/RESULTS.md, measured side by side in one run (about 40
 # minutes on 2 cores). Writes benchmarks/results/*.json. Run from the repository root
 # with the project's environment active, on an otherwise idle machine.
 set -euo pipefail
@@ -10,6 +10,7 @@ python benchmarks/overhead.py small --cores 2 > "$out/small.json"
 python benchmarks/overhead.py medium --cores 2 --workflow-cores 2 1 > "$out/medium.json"
 python benchmarks/overhead.py medium --cores 2 --replicates 10 > "$out/medium-20-runs.json"
 python benchmarks/scale.py --runs 10000 > "$out/scale.json"
+python benchmarks/audit_scale.py --runs 10000 > "$out/audit_scale.json"
 python - <<'PY' > "$out/machine.json"
 import json, os, platform
 from reprogrid.env import cpu_model, package_version

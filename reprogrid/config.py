@@ -238,14 +238,22 @@ def resolve_run_config(config: dict, setting: str, libconf: str, replicate: int)
 def expect_bitwise(run_config: dict) -> bool:
     """The tool's prediction that every replicate of this run's cell is bit-identical.
 
-    True when no source varies or is left unseeded, every generator that a source draws
-    from is seeded (NumPy's global one when augmentation is on and runs in the main
-    process), and on CUDA deterministic algorithms are on.
+    True when no source the run draws from varies or is left unseeded, every generator
+    those sources feed is seeded (NumPy's global one when augmentation is on and runs in
+    the main process), and on CUDA deterministic algorithms are on.
     """
-    if varied_sources(run_config):
+    return expect_rerun_bitwise(run_config) and not varied_sources(run_config)
+
+
+def expect_rerun_bitwise(run_config: dict) -> bool:
+    """The prediction that running this same run again (same replicate, same seeds)
+    gives the same bits: the cell-level prediction, except that varied sources are
+    allowed (a rerun draws their same seeds again)."""
+    drawn = active_sources(run_config)
+    if any(run_config["seed_modes"][source] == "unseeded" for source in drawn):
         return False
     library = run_config["library"]
-    if "augment" in active_sources(run_config) and library["num_workers"] == 0 and not library["seed_numpy_global"]:
+    if "augment" in drawn and library["num_workers"] == 0 and not library["seed_numpy_global"]:
         return False
     if library["device"] == "cuda" and not library["deterministic_algorithms"]:
         return False
@@ -270,6 +278,12 @@ def varied_sources(run_config: dict) -> list[str]:
     """Active sources whose draws differ between replicates (varied or unseeded)."""
     modes = run_config["seed_modes"]
     return [s for s in active_sources(run_config) if modes[s] in ("vary", "unseeded")]
+
+
+def grid_record(config: dict) -> dict:
+    """What the grid expects, recorded with the experiment so an audit can tell which
+    runs are missing from MLflow alone."""
+    return {"cells": [list(cell) for cell in grid_cells(config)], "replicates": config["replicates"]}
 
 
 def tracking_uri(config: dict) -> str:

@@ -14,9 +14,6 @@ import re
 import sys
 from importlib import metadata
 
-import numpy as np
-import torch
-
 # Only variables that can change numerics or threading are recorded.
 RECORDED_ENV_PREFIXES = (
     "OMP_", "MKL_", "KMP_", "OPENBLAS_", "GOTO_", "BLIS_", "VECLIB_", "ONEDNN_", "DNNL_",
@@ -52,7 +49,25 @@ def package_version(name: str) -> str | None:
         return None
 
 
+def restore_recorded_env_vars(recorded: dict[str, str]) -> dict[str, str | None]:
+    """Make this process's numerics-relevant variables exactly those of a recorded run
+    (set what it had, unset what it did not). Snakemake, for one, sets OMP_NUM_THREADS
+    and its kin to each job's threads. Returns {name: value set, or None if unset}.
+    Effective only before torch is imported: it reads some of them once."""
+    changes: dict[str, str | None] = {}
+    for name in set(recorded_env_vars()) | set(recorded):
+        if name in recorded and os.environ.get(name) != recorded[name]:
+            os.environ[name] = changes[name] = recorded[name]
+        elif name not in recorded:
+            del os.environ[name]
+            changes[name] = None
+    return changes
+
+
 def environment_record(effective_library: dict) -> dict:
+    import numpy as np
+    import torch
+
     return {
         "python": sys.version.split()[0],
         "python_implementation": platform.python_implementation(),

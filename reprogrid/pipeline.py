@@ -48,10 +48,13 @@ def read_json(path: str | Path) -> dict:
         return json.load(handle)
 
 
-def prepare_tracking(uri: str, experiment: str, out_path: str | Path) -> None:
-    from reprogrid.tracking import prepare_experiment
+def prepare_tracking(uri: str, experiment: str, out_path: str | Path, grid: dict | None = None) -> None:
+    """Create the store and experiment (and record the grid it expects, for audits)."""
+    from reprogrid import tracking
 
-    experiment_id = prepare_experiment(uri, experiment)
+    experiment_id = tracking.prepare_experiment(uri, experiment)
+    if grid is not None:
+        tracking.set_grid(tracking.client(uri), experiment_id, grid)
     write_json(out_path, {"tracking_uri": uri, "experiment": experiment, "experiment_id": experiment_id})
     log.info("MLflow experiment %r (id %s) at %s", experiment, experiment_id, uri)
 
@@ -76,22 +79,24 @@ def run_params(run_config: dict, seeds: dict[str, int]) -> dict:
     return params
 
 
-def run_tags(run_config: dict) -> dict:
+def run_tags(run_config: dict, kind: str = "run") -> dict:
     return {
-        "reprogrid.kind": "run",
+        "reprogrid.kind": kind,
         "reprogrid.run_key": run_config["run_key"],
         "reprogrid.setting": run_config["setting"],
         "reprogrid.libconf": run_config["libconf"],
         "reprogrid.replicate": run_config["replicate"],
         "reprogrid.expect_bitwise": str(cfg.expect_bitwise(run_config)).lower(),
+        "reprogrid.expect_rerun_bitwise": str(cfg.expect_rerun_bitwise(run_config)).lower(),
         "reprogrid.varied_sources": ",".join(cfg.varied_sources(run_config)),
         "reprogrid.version": reprogrid.__version__,
     }
 
 
 def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_json_path,
-              workflow_dir: str | Path | None = None) -> dict:
-    """Train one grid run, save model.pt and train.json, open its MLflow run."""
+              workflow_dir: str | Path | None = None, kind: str = "run", extra_tags: dict | None = None) -> dict:
+    """Train one grid run, save model.pt and train.json, open its MLflow run (tagged
+    `reprogrid.kind=kind`: "run" for the grid, "replay" for a replay)."""
     import torch
 
     from reprogrid import tracking
@@ -126,7 +131,7 @@ def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_jso
 
     tracked = read_json(tracking_path)
     client = tracking.client(tracked["tracking_uri"])
-    tags = run_tags(run_config) | {f"reprogrid.hash.{k}": v for k, v in hashes.items()}
+    tags = run_tags(run_config, kind) | (extra_tags or {}) | {f"reprogrid.hash.{k}": v for k, v in hashes.items()}
     lib_mismatch = mismatches(run_config["library"], effective)
     if lib_mismatch:
         tags["reprogrid.lib_mismatch"] = json.dumps(lib_mismatch)
@@ -153,6 +158,7 @@ def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_jso
         "ulp_nudge": result.ulp_nudge,
         "hashes": hashes,
         "files": {"model.pt": file_digest(model_path)},
+        "kind": kind,
         "epochs": result.epochs,
         "train_seconds": result.train_seconds,
         "library_effective": effective,
@@ -261,3 +267,21 @@ def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_
     tracking.log_artifacts(client, run_id, files=[summary_path, pairs_path, report_path])
     tracking.finish_run(client, run_id)
     log.info("compared %d runs in %d cells; MLflow run %s", len(runs), len(summary), run_id)
+
+
+def run_audit(tracking_uri: str, experiment: str | None = None, json_path=None):
+    """Audit an experiment from its MLflow records alone; write the report as JSON."""
+    from reprogrid import audit, tracking
+
+    client = tracking.existing_store_client(tracking_uri)
+    experiment_id, name, grid = tracking.find_experiment(client, experiment)
+    records = [audit.RunRecord(**r) for r in tracking.run_records(client, experiment_id)]
+
+    def fingerprints(run_id: str) -> list[str]:
+        return [e["weights"] for e in tracking.load_json_artifact(client, run_id, "train.json")["epochs"]]
+
+    report = audit.audit(name, records, grid, fingerprints)
+    if json_path:
+        write_json(json_path, report.as_dict() | {"tracking_uri": tracking_uri})
+    log.info("audit of %r: %s", name, "OK" if report.ok else f"{len(report.violations)} violations")
+    return report

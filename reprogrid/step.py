@@ -19,6 +19,7 @@ STEPS = {
     "train": "run_train",
     "evaluate": "run_evaluate",
     "compare": "run_compare",
+    "audit": "run_audit",
 }
 IN_PROCESS_STEPS = {"seed"}
 

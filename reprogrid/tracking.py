@@ -197,3 +197,109 @@ def log_artifacts(mlflow_client, run_id: str, documents: dict[str, dict] | None 
 
 def finish_run(mlflow_client, run_id: str) -> None:
     retrying(mlflow_client.set_terminated, run_id, status="FINISHED", end_time=now_ms())
+
+
+# --- reading the record back (audit, replay) ---------------------------------------
+
+GRID_TAG = "reprogrid.grid"
+MAX_EXPERIMENT_TAG = 20000  # MLflow's limit on an experiment tag's value
+SEARCH_PAGE = 10000
+
+
+class StoreError(RuntimeError):
+    """The store, an experiment, a run or an artifact cannot be read; a one-line reason."""
+
+
+def existing_store_client(uri: str):
+    """A client for a store that must exist already: reading never creates one."""
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
+        raise StoreError(f"no MLflow store at {db} (tracking URI {uri}); "
+                         "pass --tracking-uri or set MLFLOW_TRACKING_URI")
+    return client(uri)
+
+
+def _reading(what: str):
+    """Turn MLflow's and the network's errors into one-line StoreErrors naming `what`."""
+    from contextlib import contextmanager
+
+    from mlflow.exceptions import MlflowException
+
+    @contextmanager
+    def guard():
+        try:
+            yield
+        except MlflowException as error:
+            reason = str(error).splitlines()[0][:300]
+            raise StoreError(f"{what}: {reason}") from None
+        except OSError as error:
+            raise StoreError(f"{what}: cannot reach the store ({error})") from None
+
+    return guard()
+
+
+def set_grid(mlflow_client, experiment_id: str, grid: dict) -> None:
+    """Record the grid's expected cells and replicates on the experiment, in as many
+    tags as MLflow's size limit needs (reprogrid.grid.0, .1, ... and .parts)."""
+    text = json.dumps(grid, sort_keys=True, separators=(",", ":"))
+    parts = [text[i:i + MAX_EXPERIMENT_TAG] for i in range(0, len(text), MAX_EXPERIMENT_TAG)] or [""]
+    for index, part in enumerate(parts):
+        retrying(mlflow_client.set_experiment_tag, experiment_id, f"{GRID_TAG}.{index}", part)
+    retrying(mlflow_client.set_experiment_tag, experiment_id, f"{GRID_TAG}.parts", str(len(parts)))
+
+
+def find_experiment(mlflow_client, name: str | None) -> tuple[str, str, dict | None]:
+    """(id, name, recorded grid) of the named experiment, or of the only one holding a
+    reprogrid grid when no name is given."""
+    with _reading("experiments"):
+        if name is not None:
+            found = mlflow_client.get_experiment_by_name(name)
+            if found is None:
+                raise StoreError(f"no MLflow experiment named {name!r}")
+            candidates = [found]
+        else:
+            candidates = [e for e in mlflow_client.search_experiments() if f"{GRID_TAG}.parts" in e.tags]
+            if len(candidates) != 1:
+                names = ", ".join(repr(e.name) for e in candidates) or "none"
+                raise StoreError(f"name the experiment with --experiment (reprogrid grids found: {names})")
+    experiment = candidates[0]
+    tags = experiment.tags
+    grid = None
+    if f"{GRID_TAG}.parts" in tags:
+        parts = int(tags[f"{GRID_TAG}.parts"])
+        grid = json.loads("".join(tags[f"{GRID_TAG}.{i}"] for i in range(parts)))
+    return experiment.experiment_id, experiment.name, grid
+
+
+def run_records(mlflow_client, experiment_id: str) -> list[dict]:
+    """Every run of the experiment as plain data: run_id, status, start_time, tags, params."""
+    records, token = [], None
+    with _reading(f"runs of experiment {experiment_id}"):
+        while True:
+            page = mlflow_client.search_runs([experiment_id], max_results=SEARCH_PAGE, page_token=token)
+            records += [{"run_id": r.info.run_id, "status": r.info.status, "start_time": r.info.start_time,
+                         "tags": r.data.tags, "params": r.data.params} for r in page]
+            token = page.token
+            if not token:
+                return records
+
+
+def run_summary(mlflow_client, run_id: str) -> dict:
+    with _reading(f"MLflow run {run_id}"):
+        run = mlflow_client.get_run(run_id)
+        experiment = mlflow_client.get_experiment(run.info.experiment_id)
+    return {"run_id": run_id, "status": run.info.status, "experiment_id": run.info.experiment_id,
+            "experiment": experiment.name, "tags": run.data.tags, "params": run.data.params}
+
+
+def load_json_artifact(mlflow_client, run_id: str, name: str) -> dict:
+    import tempfile
+
+    with _reading(f"artifact {name} of MLflow run {run_id}"), \
+            tempfile.TemporaryDirectory(prefix="reprogrid-artifact-") as scratch:
+        path = mlflow_client.download_artifacts(run_id, name, scratch)
+        return json.loads(Path(path).read_text())
+
+
+def set_tags(mlflow_client, run_id: str, tags: dict) -> None:
+    log_batch(mlflow_client, run_id, tags=tags)

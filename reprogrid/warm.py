@@ -142,6 +142,7 @@ NEEDS = {
     "train": {"mlflow", "torch"},
     "evaluate": {"mlflow", "torch"},
     "compare": {"mlflow", "analysis"},
+    "audit": {"mlflow"},
 }
 
 

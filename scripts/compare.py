@@ -12,7 +12,7 @@ run(
     "compare",
     {
         "run_dirs": snakemake.params.run_dirs,
-        "tracking_path": snakemake.input.tracking,
+        "tracking_path": snakemake.params.tracking_file,
         "summary_path": snakemake.output.summary,
         "pairs_path": snakemake.output.pairs,
         "report_path": snakemake.output.report,

@@ -43,3 +43,27 @@ def run_snakemake(workdir: Path, *args: str, config: dict | None = None, env=Non
 @pytest.fixture
 def workdir(tmp_path):
     return tmp_path
+
+
+KEYS = [f"{s}/{lc}/r{r}" for s in ("all_fixed", "init") for lc in ("t1", "numpy_unseeded") for r in (1, 2)]
+
+
+@pytest.fixture(scope="session")
+def grid(tmp_path_factory):
+    """The tiny grid, run once for the whole session with `snakemake --cores 2`.
+    Tests that change its files or store work on a copy."""
+    workdir = tmp_path_factory.mktemp("grid")
+    done = run_snakemake(workdir, "--cores", "2", config=tiny_config())
+    assert done.returncode == 0, done.stderr[-3000:]
+    return workdir
+
+
+def grid_runs(workdir, key=None, kind="run"):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{workdir}/results/mlflow.db")
+    experiment = client.get_experiment_by_name("reprogrid-test")
+    query = f"tags.`reprogrid.kind` = '{kind}'"
+    if key:
+        query += f" and tags.`reprogrid.run_key` = '{key}'"
+    return client.search_runs([experiment.experiment_id], query, max_results=1000)

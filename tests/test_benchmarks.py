@@ -34,3 +34,10 @@ def test_scale_benchmark_plans_and_compares(tmp_path):
     assert result["dry_run"]["jobs"] == 303
     assert result["dry_run"]["workflow"]["seconds"] > 0 and result["dry_run"]["bare_snakefile"]["peak_mib"] > 0
     assert result["compare"]["runs"] == 100 and result["compare"]["pairs_csv_mib"] >= 0
+
+
+def test_audit_benchmark_finds_its_planted_violation():
+    result = run_script("benchmarks/audit_scale.py", "--runs", "200")
+    assert result["runs"] == 200 and result["audit"]["exit_status"] == 1
+    assert result["audit"]["violations"] == [
+        "s0 × l0 was predicted bitwise reproducible, but s0/l0/r2 (from epoch 4) differ from s0/l0/r1"]

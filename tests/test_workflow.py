@@ -2,6 +2,7 @@
 temporary directory, then the files and what MlflowClient reads back."""
 
 import csv
+import json
 import re
 import shutil
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, run_snakemake, tiny_config
+from conftest import KEYS, grid_runs, run_snakemake, tiny_config
 from reprogrid.config import SOURCES
 
 pytestmark = pytest.mark.workflow
@@ -17,24 +18,6 @@ pytestmark = pytest.mark.workflow
 HASHES = ["data", "code", "config", "env", "init_weights", "weights", "predictions"]
 RUN_FILES = ["seeds.json", "model.pt", "train.json", "eval.json", "predictions.npz"]
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
-KEYS = [f"{s}/{lc}/r{r}" for s in ("all_fixed", "init") for lc in ("t1", "numpy_unseeded") for r in (1, 2)]
-
-
-@pytest.fixture(scope="module")
-def grid(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("grid")
-    done = run_snakemake(workdir, "--cores", "2", config=tiny_config())
-    assert done.returncode == 0, done.stderr[-3000:]
-    return workdir
-
-
-def grid_runs(workdir, key=None):
-    client = MlflowClient(f"sqlite:///{workdir}/results/mlflow.db")
-    experiment = client.get_experiment_by_name("reprogrid-test")
-    query = "tags.`reprogrid.kind` = 'run'"
-    if key:
-        query += f" and tags.`reprogrid.run_key` = '{key}'"
-    return client.search_runs([experiment.experiment_id], query, max_results=1000)
 
 
 def summary_rows(workdir):
@@ -48,6 +31,7 @@ def test_every_run_writes_its_files_and_compare_its_report(grid):
             assert (grid / "results" / "runs" / key / name).is_file(), (key, name)
     for name in ("summary.csv", "pairs.csv", "report.html"):
         assert (grid / "results" / "compare" / name).stat().st_size > 0
+    assert json.loads((grid / "results" / "audit.json").read_text())["ok"] is True
     assert "<img" in (grid / "results" / "compare" / "report.html").read_text()
 
 

@@ -7,6 +7,7 @@ import sys
 from snakemake.utils import validate
 
 from reprogrid import config as cfg
+from reprogrid import step as steps
 from reprogrid import warm
 
 
@@ -44,6 +45,8 @@ def forced_paths(argv):
 
 FORCED_PATHS = forced_paths(sys.argv)
 TRACKING_URI = cfg.tracking_uri(config)
+# Written before any job runs (see onstart below); jobs read it, no rule makes it.
+TRACKING_FILE = "results/tracking.json"
 RUN_KEYS = cfg.run_keys(config)
 RUN_DIR = "results/runs/{setting}/{libconf}/r{replicate}"
 # Each rule's job: `step.py STEP LOG NAME=VALUE ...` (see reprogrid/step.py). A shell
@@ -86,8 +89,27 @@ def libconf_threads(wildcards):
 WARM = {}
 
 
+def prepare_tracking():
+    """Create the MLflow store and experiment and record the grid they expect, once per
+    invocation and before any job fans out (concurrent first-time schema creation on
+    SQLite races). A hook rather than a rule: a rule's output that every job depends on
+    would, once rerun for a changed grid, stop Snakemake from planning anything else."""
+    arguments = {
+        "uri": TRACKING_URI,
+        "experiment": config["experiment"],
+        "grid": cfg.grid_record(config),
+        "out_path": TRACKING_FILE,
+    }
+    try:
+        steps.run("tracking", arguments, "results/logs/tracking.log")
+    except steps.StepFailed as failure:
+        warm.stop(WARM.get("server"))
+        raise WorkflowError(f"could not prepare the MLflow store at {TRACKING_URI}:\n{failure}")
+
+
 onstart:
     WARM["server"] = warm.start(TRACKING_URI)
+    prepare_tracking()
 
 
 onsuccess:

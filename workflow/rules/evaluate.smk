@@ -3,10 +3,11 @@ rule evaluate:
     input:
         model=rules.train.output.model,
         record=rules.train.output.record,
-        tracking=ancient(rules.tracking.output[0]),
     output:
         record=f"{RUN_DIR}/eval.json",
         predictions=f"{RUN_DIR}/predictions.npz",
+    params:
+        tracking_file=json.dumps(TRACKING_FILE),
     threads: libconf_threads
     log:
         "results/logs/{setting}/{libconf}/r{replicate}/evaluate.log",
@@ -15,7 +16,7 @@ rule evaluate:
             "evaluate",
             train_json_path="input.record",
             model_path="input.model",
-            tracking_path="input.tracking",
+            tracking_path="params.tracking_file",
             eval_json_path="output.record",
             predictions_path="output.predictions",
         )

@@ -2,14 +2,13 @@ rule train:
     """Train one run, save model.pt and train.json, open its MLflow run."""
     input:
         seeds=rules.seed.output[0],
-        # ancient: recreating the experiment record must not retrain every run
-        tracking=ancient(rules.tracking.output[0]),
     output:
         model=f"{RUN_DIR}/model.pt",
         record=f"{RUN_DIR}/train.json",
     params:
         run_config=run_config,
         workflow_dir=WORKFLOW_DIR,
+        tracking_file=json.dumps(TRACKING_FILE),
         # where runs are logged: changing it logs every run anew
         tracking=[TRACKING_URI, config["experiment"]],
     threads: libconf_threads
@@ -20,7 +19,7 @@ rule train:
             "train",
             run_config="params.run_config",
             seeds_path="input.seeds",
-            tracking_path="input.tracking",
+            tracking_path="params.tracking_file",
             model_path="output.model",
             train_json_path="output.record",
             workflow_dir="params.workflow_dir",

@@ -1,0 +1,70 @@
+"""The `reprogrid` command: audit a grid and replay runs, from the MLflow store alone.
+
+    reprogrid audit [--experiment NAME] [--tracking-uri URI] [--json PATH]
+    reprogrid replay RUN_ID [--tracking-uri URI]
+
+Exit status: 0 when the audit finds nothing wrong / the replay is bitwise; 1 when it
+finds violations / the replay differs; 2 when it could not be done (unknown run or
+experiment, unreachable store), with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from reprogrid.config import DEFAULT_TRACKING_URI
+
+
+def default_tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="reprogrid", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    audit = commands.add_parser("audit", help="check an experiment's runs against the grid and each other")
+    audit.add_argument("--experiment", help="MLflow experiment (default: the only one holding a reprogrid grid)")
+    audit.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    replay = commands.add_parser("replay", help="re-execute one run and compare every hash")
+    replay.add_argument("run_id")
+    for command in (audit, replay):
+        command.add_argument("--tracking-uri", default=default_tracking_uri(),
+                             help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else %(default)s)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    from reprogrid.replay import ReplayError
+    from reprogrid.tracking import StoreError
+
+    try:
+        if args.command == "audit":
+            return audit(args)
+        return replay(args)
+    except (StoreError, ReplayError) as error:
+        print(f"reprogrid {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+def audit(args) -> int:
+    from reprogrid import audit as auditing
+    from reprogrid.pipeline import run_audit
+
+    report = run_audit(args.tracking_uri, args.experiment, args.json)
+    print(auditing.render(report, args.tracking_uri))
+    return 0 if report.ok else 1
+
+
+def replay(args) -> int:
+    from reprogrid import replay as replaying
+
+    comparison, replay_run_id, key = replaying.replay(args.run_id, args.tracking_uri)
+    print(replaying.render(comparison, args.run_id, key, replay_run_id))
+    return 0 if comparison.verdict == "bitwise" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Replay one run from its MLflow record alone and compare every hash, bit for bit.
+
+The resolved run config, the seeds and the numerics-relevant environment variables
+(thread counts that Snakemake sets per job, for one) come from the run's own record
+(its run_config.json, train.json and env.json artifacts, checked against its params),
+never from `results/`. The run is re-executed through the workflow's own code path
+(`pipeline.run_train`, `pipeline.run_evaluate`) in a scratch directory and logged as a
+run of kind `replay` in the original's experiment.
+
+Verdicts: `bitwise` (every hash equal); `diverged` (inputs equal, outputs differ: the
+first epoch whose weights differ is named); `inputs changed` (the code, environment,
+data, config or seed derivation differ: named, and the outputs are still compared).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reprogrid import tracking
+from reprogrid.audit import first_divergence
+from reprogrid.env import restore_recorded_env_vars
+from reprogrid.config import SOURCES
+from reprogrid.pipeline import read_json, run_evaluate, run_train, write_json
+from reprogrid.seeds import derive_seeds
+
+INPUTS = ("data", "config", "code", "env")
+log = logging.getLogger("reprogrid")
+OUTPUTS = ("init_weights", "weights", "predictions")
+
+
+class ReplayError(RuntimeError):
+    """The replay could not be attempted (unknown run, unreachable store, bad record)."""
+
+
+@dataclass
+class Comparison:
+    original: dict
+    replayed: dict
+    changed_inputs: list[str] = field(default_factory=list)
+    first_divergent_epoch: int | None = None
+    epochs_compared: int = 0
+
+    @property
+    def outputs_equal(self) -> bool:
+        return all(self.original[h] == self.replayed[h] for h in OUTPUTS) and self.first_divergent_epoch is None
+
+    @property
+    def verdict(self) -> str:
+        if self.changed_inputs:
+            return "inputs changed"
+        return "bitwise" if self.outputs_equal else "diverged"
+
+
+def compare_hashes(original_tags: dict, original_epochs: list[str], replayed_hashes: dict,
+                   replayed_epochs: list[str], seeds_changed: bool) -> Comparison:
+    original = {h: original_tags.get(f"reprogrid.hash.{h}") for h in (*INPUTS, *OUTPUTS)}
+    comparison = Comparison(original, {h: replayed_hashes.get(h) for h in original})
+    comparison.changed_inputs = [h for h in INPUTS if original[h] != comparison.replayed[h]]
+    if seeds_changed:
+        comparison.changed_inputs.append("seed derivation")
+    if original["init_weights"] != comparison.replayed["init_weights"]:
+        comparison.first_divergent_epoch = 0
+    else:
+        comparison.first_divergent_epoch = first_divergence(original_epochs, replayed_epochs)
+    comparison.epochs_compared = min(len(original_epochs), len(replayed_epochs))
+    return comparison
+
+
+def recorded_seeds(run: dict, train_record: dict) -> dict[str, int]:
+    """The integer seed of every source, as both the params and train.json recorded it."""
+    seeds = train_record["seeds"]
+    for source in SOURCES:
+        param = run["params"].get(f"seed.{source}")
+        if param is None or int(param) != seeds[source]:
+            raise ReplayError(f"run {run['run_id']}: param seed.{source}={param} disagrees with its "
+                              f"train.json ({seeds[source]}); the record is inconsistent")
+    return seeds
+
+
+def seed_derivation_changed(run_config: dict, seeds: dict[str, int]) -> bool:
+    """Do today's seed derivation and the recorded seeds disagree (unseeded sources aside)?"""
+    derived = derive_seeds(run_config["root_seed"], run_config["seed_modes"], run_config["replicate"])
+    return any(entry["seed"] is not None and entry["seed"] != seeds[source]
+               for source, entry in derived.items())
+
+
+def replay(run_id: str, tracking_uri: str, scratch: str | Path | None = None) -> tuple[Comparison, str, str]:
+    """Re-execute run `run_id` and compare; return the comparison, the replay's MLflow
+    run id and the run key."""
+    client = tracking.existing_store_client(tracking_uri)
+    run = tracking.run_summary(client, run_id)
+    if run["tags"].get("reprogrid.kind") != "run":
+        raise ReplayError(f"run {run_id} is not a reprogrid grid run (reprogrid.kind="
+                          f"{run['tags'].get('reprogrid.kind')!r})")
+    run_config = tracking.load_json_artifact(client, run_id, "run_config.json")
+    train_record = tracking.load_json_artifact(client, run_id, "train.json")
+    seeds = recorded_seeds(run, train_record)
+    env_vars = tracking.load_json_artifact(client, run_id, "env.json")["env_vars"]
+    if "torch" in sys.modules:
+        log.warning("torch was imported before the replay set the recorded environment variables")
+    restore_recorded_env_vars(env_vars)
+
+    with tempfile.TemporaryDirectory(prefix="reprogrid-replay-") as default_scratch:
+        work = Path(scratch or default_scratch)
+        work.mkdir(parents=True, exist_ok=True)
+        modes = run_config["seed_modes"]
+        write_json(work / "seeds.json", {"run_key": run_config["run_key"], "root_seed": run_config["root_seed"],
+                                         "seeds": {s: {"mode": modes[s], "seed": seeds[s]} for s in SOURCES}})
+        write_json(work / "tracking.json", {"tracking_uri": tracking_uri, "experiment": run["experiment"],
+                                            "experiment_id": run["experiment_id"]})
+        replayed = run_train(run_config, work / "seeds.json", work / "tracking.json", work / "model.pt",
+                             work / "train.json", kind="replay", extra_tags={"reprogrid.replay_of": run_id})
+        evaluation = run_evaluate(work / "train.json", work / "model.pt", work / "tracking.json",
+                                  work / "eval.json", work / "predictions.npz")
+    comparison = compare_hashes(
+        run["tags"], [e["weights"] for e in train_record["epochs"]],
+        replayed["hashes"] | evaluation["hashes"], [e["weights"] for e in replayed["epochs"]],
+        seed_derivation_changed(run_config, seeds),
+    )
+    tracking.set_tags(client, replayed["mlflow_run_id"], {
+        "reprogrid.replay.verdict": comparison.verdict,
+        "reprogrid.replay.first_divergent_epoch": "" if comparison.first_divergent_epoch is None
+        else comparison.first_divergent_epoch,
+        "reprogrid.replay.changed_inputs": ",".join(comparison.changed_inputs),
+    })
+    return comparison, replayed["mlflow_run_id"], run_config["run_key"]
+
+
+def render(comparison: Comparison, run_id: str, key: str, replay_run_id: str) -> str:
+    lines = [f"replay of MLflow run {run_id} ({key})", f"{'hash':<14} {'original':<14} {'replay':<14}"]
+    for name in (*INPUTS, *OUTPUTS):
+        a, b = comparison.original[name] or "-", comparison.replayed[name] or "-"
+        lines.append(f"{name:<14} {a[:12]:<14} {b[:12]:<14} {'same' if a == b else 'DIFFERENT'}")
+    epoch = comparison.first_divergent_epoch
+    lines.append(f"{'epochs':<14} {comparison.epochs_compared} compared: "
+                 + ("identical" if epoch is None else f"first divergent epoch {epoch}"))
+    verdict = comparison.verdict
+    if comparison.changed_inputs:
+        verdict += f" ({', '.join(comparison.changed_inputs)})"
+    lines += [f"verdict: {verdict}", f"replay logged as MLflow run {replay_run_id}"]
+    return "\n".join(lines)
