@@ -115,6 +115,7 @@ def write_synthetic_runs(root: Path, runs: int) -> list[str]:
     replicates = max(1, runs // (SETTINGS * LIBCONFS))
     labels = rng.integers(0, 10, size=360)
     base_logits = rng.standard_normal((360, 10)).astype(np.float32)
+    base_weights = rng.standard_normal(64 * 16 + 16 + 16 * 10 + 10).astype(np.float32)
     run_dirs = []
     for s in range(SETTINGS):
         for lc in range(LIBCONFS):
@@ -125,6 +126,8 @@ def write_synthetic_runs(root: Path, runs: int) -> list[str]:
                 variant = 0 if s == 0 else r
                 logits = base_logits + (0.5 * variant * rng.standard_normal((360, 10))).astype(np.float32)
                 np.savez(run_dir / "predictions.npz", logits=logits, labels=labels)
+                # the final weights of a 64-16-10 MLP, as evaluate writes them
+                np.save(run_dir / "weights.npy", base_weights + np.float32(0.01 * variant))
                 tag = f"{s}-{lc}-{variant}"
                 run_config = {
                     "run_key": key, "setting": f"s{s}", "libconf": f"l{lc}", "replicate": r,

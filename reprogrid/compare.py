@@ -1,34 +1,51 @@
-"""Compare the runs of a grid: one row per cell (summary.csv), one per pair (pairs.csv).
+"""Compare the runs of a grid: one row per cell (summary.csv), one per pair of runs
+(pairs.csv), the attribution of variability to sources (attribution.csv) and the cost
+of each library configuration (libconfs.csv).
 
 Works only on what the train and evaluate steps wrote (train.json, eval.json,
-predictions.npz); no torch, no MLflow.
+predictions.npz, weights.npy); no torch, no MLflow. The statistics are in
+`reprogrid.stats`; metrics that do not apply (no classes for the VAE) stay empty.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from reprogrid import stats
 from reprogrid.config import varied_sources
 from reprogrid.pipeline import read_json
 
+BEST_OF = (2, 5, 10)
 SUMMARY_COLUMNS = [
+    # the contract's columns, in its order
     "setting", "libconf", "runs", "expect_bitwise", "distinct_weights",
     "distinct_predictions", "bitwise_reproducible", "test_accuracy_mean",
     "test_accuracy_std", "test_accuracy_min", "test_accuracy_max", "test_loss_mean",
     "test_loss_std", "disagreement_mean", "train_seconds_median",
-    # beyond the contract's columns:
-    "varied_sources", "first_divergent_epoch", "same_weights_as",
+    # and beyond them
+    "test_accuracy_std_ci_low", "test_accuracy_std_ci_high", "test_loss_std_ci_low",
+    "test_loss_std_ci_high", "test_loss_min", "test_loss_max", "logit_correlation_mean",
+    "ensemble_gain_mean", "weight_distance_mean", "per_class_accuracy_std_mean",
+    "per_class_accuracy_std_max", "per_class_gap_max", "independent_errors_std",
+    *(f"best_of_{k}_gain" for k in BEST_OF), "first_divergent_epoch",
+    "train_seconds_relative", "varied_sources", "same_weights_as",
 ]
-INTEGER_COLUMNS = ["runs", "distinct_weights", "distinct_predictions", "first_divergent_epoch"]
 PAIR_COLUMNS = [
     "kind", "setting", "libconf_a", "libconf_b", "run_a", "run_b", "same_init_weights",
-    "same_weights", "same_predictions", "disagreement", "first_divergent_epoch",
+    "same_weights", "same_predictions", "disagreement", "logit_correlation", "ensemble_gain",
+    "weight_distance", "first_divergent_epoch",
 ]
+ATTRIBUTION_COLUMNS = [
+    "libconf", "source", "setting", "reference_setting", "runs", "test_accuracy_std",
+    "std_ratio", "std_ratio_ci_low", "std_ratio_ci_high", "disagreement_mean",
+    "disagreement_ratio", "disagreement_ratio_ci_low", "disagreement_ratio_ci_high",
+]
+LIBCONF_COLUMNS = ["libconf", "runs", "train_seconds_median", "relative_to_reference", "reference"]
+INTEGER_COLUMNS = ["runs", "distinct_weights", "distinct_predictions", "first_divergent_epoch"]
 
 
 @dataclass
@@ -45,32 +62,35 @@ class RunResult:
     fingerprints: list[str]
     metrics: dict
     train_seconds: float
-    predicted_class: np.ndarray | None  # None where the model does not classify
+    logits: np.ndarray | None  # (examples, classes); None where the model does not classify
+    labels: np.ndarray | None
+    weights_path: Path | None  # flattened final weights, read only when compared
+
+    @property
+    def classifies(self) -> bool:
+        return self.logits is not None
+
+    def final_weights(self) -> np.ndarray | None:
+        return np.load(self.weights_path) if self.weights_path and self.weights_path.is_file() else None
 
 
 def load_run(run_dir: str | Path) -> RunResult:
     run_dir = Path(run_dir)
     train, evaluation = read_json(run_dir / "train.json"), read_json(run_dir / "eval.json")
     run_config = train["run_config"]
-    classifies = "test_accuracy" in evaluation["metrics"]
-    predicted = None
-    if classifies:
+    logits = labels = None
+    if "test_accuracy" in evaluation["metrics"]:
         with np.load(run_dir / "predictions.npz") as stored:
-            predicted = stored["logits"].argmax(axis=1)
+            logits, labels = stored["logits"], stored["labels"]
     return RunResult(
-        key=train["run_key"],
-        setting=run_config["setting"],
-        libconf=run_config["libconf"],
-        replicate=run_config["replicate"],
-        expect_bitwise=train["expect_bitwise"],
+        key=train["run_key"], setting=run_config["setting"], libconf=run_config["libconf"],
+        replicate=run_config["replicate"], expect_bitwise=train["expect_bitwise"],
         varied_sources=",".join(varied_sources(run_config)),
-        init_weights=train["hashes"]["init_weights"],
-        weights=train["hashes"]["weights"],
+        init_weights=train["hashes"]["init_weights"], weights=train["hashes"]["weights"],
         predictions=evaluation["hashes"]["predictions"],
         fingerprints=[e["weights"] for e in train["epochs"]],
-        metrics=evaluation["metrics"],
-        train_seconds=train["train_seconds"],
-        predicted_class=predicted,
+        metrics=evaluation["metrics"], train_seconds=train["train_seconds"],
+        logits=logits, labels=labels, weights_path=run_dir / "weights.npy",
     )
 
 
@@ -87,27 +107,135 @@ def first_divergent_epoch(a: RunResult, b: RunResult) -> int | None:
     return None
 
 
-def disagreement(a: RunResult, b: RunResult) -> float | None:
-    """Share of test points whose predicted class differs between the two runs."""
-    if a.predicted_class is None or b.predicted_class is None:
+@dataclass
+class Cell:
+    """The runs of one cell and their pairwise statistics (None where not applicable)."""
+    runs: list[RunResult]
+    disagreement: np.ndarray | None = None
+    correlation: np.ndarray | None = None
+    ensemble_gain: np.ndarray | None = None
+    distance: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, runs: list[RunResult]) -> "Cell":
+        cell = cls(runs)
+        if len(runs) > 1 and all(r.classifies for r in runs):
+            logits = np.stack([r.logits for r in runs])
+            cell.disagreement = stats.disagreements(logits.argmax(axis=2))
+            cell.correlation = stats.logit_correlations(logits)
+            cell.ensemble_gain = stats.ensemble_gains(logits, runs[0].labels)
+        weights = [r.final_weights() for r in runs] if len(runs) > 1 else []
+        if weights and all(w is not None for w in weights) and len({w.size for w in weights}) == 1:
+            cell.distance = stats.weight_distances(np.stack(weights))
+        return cell
+
+    @property
+    def first(self) -> RunResult:
+        return self.runs[0]
+
+    def predicted(self) -> np.ndarray:
+        return np.stack([r.logits.argmax(axis=1) for r in self.runs])
+
+    def pair_rows(self) -> list[dict]:
+        i, j = stats.pairs(len(self.runs))
+        rows = []
+        for n, (a, b) in enumerate(zip(i, j)):
+            rows.append(pair_row("replicates", self.runs[a], self.runs[b], {
+                "disagreement": _at(self.disagreement, n), "logit_correlation": _at(self.correlation, n),
+                "ensemble_gain": _at(self.ensemble_gain, n), "weight_distance": _at(self.distance, n),
+            }))
+        return rows
+
+
+def _at(values: np.ndarray | None, index: int) -> float | None:
+    if values is None or np.isnan(values[index]):
         return None
-    return float(np.mean(a.predicted_class != b.predicted_class))
+    return float(values[index])
 
 
-def pair_row(kind: str, a: RunResult, b: RunResult) -> dict:
+def _mean(values: np.ndarray | None) -> float | None:
+    if values is None or values.size == 0 or np.isnan(values).all():
+        return None
+    return float(np.nanmean(values))
+
+
+def pair_row(kind: str, a: RunResult, b: RunResult, measures: dict) -> dict:
     return {
-        "kind": kind,
-        "setting": a.setting,
-        "libconf_a": a.libconf,
-        "libconf_b": b.libconf,
-        "run_a": a.key,
-        "run_b": b.key,
-        "same_init_weights": a.init_weights == b.init_weights,
-        "same_weights": a.weights == b.weights,
-        "same_predictions": a.predictions == b.predictions,
-        "disagreement": disagreement(a, b),
-        "first_divergent_epoch": first_divergent_epoch(a, b),
+        "kind": kind, "setting": a.setting, "libconf_a": a.libconf, "libconf_b": b.libconf,
+        "run_a": a.key, "run_b": b.key, "same_init_weights": a.init_weights == b.init_weights,
+        "same_weights": a.weights == b.weights, "same_predictions": a.predictions == b.predictions,
+        **measures, "first_divergent_epoch": first_divergent_epoch(a, b),
     }
+
+
+def libconf_pairs(runs: list[RunResult]) -> list[dict]:
+    """Each replicate against the same replicate (same seeds) under every other library
+    configuration of its setting: what the implementation alone changes."""
+    groups: dict[tuple[str, int], list[RunResult]] = {}
+    for run in runs:
+        groups.setdefault((run.setting, run.replicate), []).append(run)
+    rows = []
+    for group in groups.values():
+        for x in range(len(group)):
+            for y in range(x + 1, len(group)):
+                cell = Cell.of([group[x], group[y]])
+                rows.append(cell.pair_rows()[0] | {"kind": "libconfs"})
+    return rows
+
+
+def cell_row(cell: Cell, all_runs_by_libconf: dict[str, list[RunResult]], reference_seconds: float | None) -> dict:
+    runs, first = cell.runs, cell.first
+    n = len(runs)
+    frame = pd.DataFrame([r.metrics for r in runs])
+    accuracy = frame["test_accuracy"].to_numpy() if "test_accuracy" in frame else None
+    loss = frame["test_loss"].to_numpy()
+    distinct_weights = len({r.weights for r in runs})
+    distinct_predictions = len({r.predictions for r in runs})
+    divergences = [first_divergent_epoch(runs[a], runs[b]) for a, b in zip(*stats.pairs(n))]
+    divergences = [d for d in divergences if d is not None]
+    seconds = float(np.median([r.train_seconds for r in runs]))
+    row = {
+        "setting": first.setting, "libconf": first.libconf, "runs": n, "expect_bitwise": first.expect_bitwise,
+        "distinct_weights": distinct_weights, "distinct_predictions": distinct_predictions,
+        "bitwise_reproducible": (distinct_weights == 1 and distinct_predictions == 1) if n > 1 else None,
+        "train_seconds_median": seconds,
+        "train_seconds_relative": seconds / reference_seconds if reference_seconds else None,
+        "disagreement_mean": _mean(cell.disagreement), "logit_correlation_mean": _mean(cell.correlation),
+        "ensemble_gain_mean": _mean(cell.ensemble_gain), "weight_distance_mean": _mean(cell.distance),
+        "first_divergent_epoch": min(divergences) if divergences else None,
+        "varied_sources": first.varied_sources,
+        "same_weights_as": same_weights_as(all_runs_by_libconf, first.setting, first.libconf),
+    }
+    row |= _spread("test_loss", loss)
+    if accuracy is not None:
+        row |= _spread("test_accuracy", accuracy)
+        predicted, labels = cell.predicted(), first.labels
+        row |= stats.per_class_spread(predicted, labels)
+        row["independent_errors_std"] = stats.independent_errors_std(predicted, labels)
+    # best of k: by accuracy where there are classes, else by lowest test loss
+    primary = accuracy if accuracy is not None else -loss
+    row |= {f"best_of_{k}_gain": stats.best_of_k_gain(primary, k) for k in BEST_OF}
+    return row
+
+
+def _spread(name: str, values: np.ndarray) -> dict:
+    low, high = stats.bootstrap_interval(values)
+    return {f"{name}_mean": float(values.mean()), f"{name}_std": stats.std(values),
+            f"{name}_std_ci_low": low, f"{name}_std_ci_high": high,
+            f"{name}_min": float(values.min()), f"{name}_max": float(values.max())}
+
+
+def same_weights_as(runs_by_libconf: dict[str, list[RunResult]], setting: str, libconf: str) -> str:
+    """Other library configurations of the setting whose every shared replicate ends
+    with bit-identical weights to this cell's."""
+    mine = {r.replicate: r.weights for r in runs_by_libconf[libconf] if r.setting == setting}
+    same = []
+    for other in sorted(set(runs_by_libconf) - {libconf}):
+        theirs = {r.replicate: r.weights for r in runs_by_libconf[other] if r.setting == setting}
+        shared = set(mine) & set(theirs)
+        if shared and all(mine[rep] == theirs[rep] for rep in shared):
+            same.append(other)
+    return ";".join(same)
 
 
 def group_cells(runs: list[RunResult]) -> dict[tuple[str, str], list[RunResult]]:
@@ -117,84 +245,129 @@ def group_cells(runs: list[RunResult]) -> dict[tuple[str, str], list[RunResult]]
     return cells
 
 
-def libconf_pairs(runs: list[RunResult]) -> list[dict]:
-    """Each replicate against the same replicate (same seeds) under every other library
-    configuration of its setting."""
-    groups: dict[tuple[str, int], list[RunResult]] = {}
+@dataclass
+class Comparison:
+    summary: pd.DataFrame
+    pairs: pd.DataFrame
+    attribution: pd.DataFrame
+    libconfs: pd.DataFrame
+    cells: dict[tuple[str, str], Cell]
+    reference_libconf: str
+
+
+def compare_runs(runs: list[RunResult], reference_libconf: str | None = None) -> Comparison:
+    """All tables for runs ordered cell by cell (cells keep the order their runs come in)."""
+    cells = {key: Cell.of(members) for key, members in group_cells(runs).items()}
+    by_libconf: dict[str, list[RunResult]] = {}
     for run in runs:
-        groups.setdefault((run.setting, run.replicate), []).append(run)
-    return [
-        pair_row("libconfs", a, b)
-        for group in groups.values()
-        for a, b in itertools.combinations(group, 2)
+        by_libconf.setdefault(run.libconf, []).append(run)
+    reference = reference_libconf if reference_libconf in by_libconf else next(iter(by_libconf))
+    reference_seconds = float(np.median([r.train_seconds for r in by_libconf[reference]]))
+    rows = [cell_row(cell, by_libconf, reference_seconds) for cell in cells.values()]
+    pair_rows = [row for cell in cells.values() for row in cell.pair_rows()] + libconf_pairs(runs)
+    libconfs = [
+        {"libconf": name, "runs": len(members),
+         "train_seconds_median": float(np.median([r.train_seconds for r in members])),
+         "relative_to_reference": float(np.median([r.train_seconds for r in members])) / reference_seconds,
+         "reference": reference}
+        for name, members in by_libconf.items()
     ]
+    pairs = _typed(pd.DataFrame(pair_rows, columns=PAIR_COLUMNS))
+    return Comparison(
+        summary=_typed(pd.DataFrame(rows, columns=SUMMARY_COLUMNS)),
+        pairs=pairs,
+        attribution=pd.DataFrame(attribution_rows(cells, pairs, reference), columns=ATTRIBUTION_COLUMNS),
+        libconfs=pd.DataFrame(libconfs, columns=LIBCONF_COLUMNS),
+        cells=cells,
+        reference_libconf=reference,
+    )
 
 
-def _std(values: pd.Series) -> float | None:
-    return float(values.std(ddof=1)) if len(values) > 1 else None
+def all_sources_setting(cells: dict[tuple[str, str], Cell], libconf: str) -> str | None:
+    """The setting that varies the most sources (at least two) under `libconf`: what each
+    single source is set against, as in Summers & Dinneen's "all sources" row (which,
+    like theirs, need not include the one-ULP nudge)."""
+    varied = {s: c.first.varied_sources.split(",") for (s, lc), c in cells.items()
+              if lc == libconf and c.first.varied_sources}
+    candidates = [s for s, v in varied.items() if len(v) >= 2]
+    return max(candidates, key=lambda s: len(varied[s]), default=None)
 
 
-def _stat(values: pd.Series, how: str) -> float | None:
-    values = values.dropna()
-    if values.empty:
-        return None
-    return _std(values) if how == "std" else float(getattr(values, how)())
+def attribution_rows(cells: dict[tuple[str, str], Cell], pairs: pd.DataFrame, reference_libconf: str) -> list[dict]:
+    """Each single-source cell against the all-sources cell of its library configuration
+    (accuracy SD and disagreement, as ratios with bootstrap intervals); and each library
+    configuration's deterministic control against the reference configuration's: the
+    implementation's own effect, on the same scale."""
+    rows = []
+    libconfs = list(dict.fromkeys(lc for _, lc in cells))
+    references = {lc: all_sources_setting(cells, lc) for lc in libconfs}
+    for libconf in libconfs:
+        reference_setting = references[libconf]
+        if reference_setting is not None:
+            everything = cells[(reference_setting, libconf)]
+            for (setting, lc), cell in cells.items():
+                sources = cell.first.varied_sources.split(",")
+                if lc == libconf and cell.first.varied_sources and len(sources) == 1:
+                    rows.append(_attribution_row(libconf, sources[0], setting, cell, everything, reference_setting))
+        control = next((c for (s, lc), c in cells.items() if lc == libconf and not c.first.varied_sources), None)
+        # scaled by all sources under this configuration, else under the reference one
+        scale_libconf = libconf if reference_setting is not None else reference_libconf
+        if control is not None and libconf != reference_libconf and references.get(scale_libconf):
+            everything = cells[(references[scale_libconf], scale_libconf)]
+            rows.append(_implementation_row(libconf, control, everything, references[scale_libconf], pairs,
+                                            reference_libconf))
+    return rows
 
 
-def same_weights_as(runs: list[RunResult], setting: str, libconf: str) -> str:
-    """Other library configurations of the setting whose every shared replicate ends
-    with bit-identical weights to this cell's."""
-    weights = {(r.libconf, r.replicate): r.weights for r in runs if r.setting == setting}
-    mine = {rep: w for (lc, rep), w in weights.items() if lc == libconf}
-    others = sorted({lc for lc, _ in weights} - {libconf})
-    same = []
-    for other in others:
-        shared = [rep for (lc, rep) in weights if lc == other and rep in mine]
-        if shared and all(weights[(other, rep)] == mine[rep] for rep in shared):
-            same.append(other)
-    return ";".join(same)
+def _accuracy_or_loss(cell: Cell) -> np.ndarray:
+    key = "test_accuracy" if cell.first.classifies else "test_loss"
+    return np.array([r.metrics[key] for r in cell.runs])
 
 
-def summary_row(cell_runs: list[RunResult], cell_pairs: list[dict], all_runs: list[RunResult]) -> dict:
-    first = cell_runs[0]
-    frame = pd.DataFrame([r.metrics | {"train_seconds": r.train_seconds} for r in cell_runs])
-    accuracy = frame.get("test_accuracy", pd.Series(dtype=float))
-    n = len(cell_runs)
-    distinct_weights = len({r.weights for r in cell_runs})
-    distinct_predictions = len({r.predictions for r in cell_runs})
-    divergences = [p["first_divergent_epoch"] for p in cell_pairs if p["first_divergent_epoch"] is not None]
-    disagreements = [p["disagreement"] for p in cell_pairs if p["disagreement"] is not None]
+def _attribution_row(libconf, source, setting, cell: Cell, everything: Cell, reference_setting) -> dict:
+    values, all_values = _accuracy_or_loss(cell), _accuracy_or_loss(everything)
+    std_ratio = stats.ratio_interval(values, all_values)
+    disagreement_ratio = (None, None, None)
+    if cell.disagreement is not None and everything.disagreement is not None:
+        disagreement_ratio = stats.bootstrap_ratio(
+            stats.mean_pairwise(stats.square(cell.disagreement, len(cell.runs))), len(cell.runs),
+            stats.mean_pairwise(stats.square(everything.disagreement, len(everything.runs))), len(everything.runs),
+        )
+    return _row(libconf, source, setting, reference_setting, len(cell.runs), stats.std(values),
+                std_ratio, _mean(cell.disagreement), disagreement_ratio)
+
+
+def _implementation_row(libconf, control: Cell, everything: Cell, reference_setting, pairs, reference_libconf) -> dict:
+    """The deterministic control under this library configuration: its own run-to-run SD,
+    and how far its runs land from the same seeds under the reference configuration."""
+    values, all_values = _accuracy_or_loss(control), _accuracy_or_loss(everything)
+    mask = ((pairs["kind"] == "libconfs") & (pairs["setting"] == control.first.setting)
+            & (((pairs["libconf_a"] == libconf) & (pairs["libconf_b"] == reference_libconf))
+               | ((pairs["libconf_a"] == reference_libconf) & (pairs["libconf_b"] == libconf))))
+    across = pairs.loc[mask, "disagreement"].dropna().to_numpy(dtype=np.float64)
+    disagreement = float(across.mean()) if across.size else None
+    disagreement_ratio = (None, None, None)
+    everything_mean = _mean(everything.disagreement)
+    if across.size and everything_mean:
+        disagreement_ratio = stats.bootstrap_ratio(
+            lambda i: float(across[i].mean()), across.size,
+            stats.mean_pairwise(stats.square(everything.disagreement, len(everything.runs))), len(everything.runs),
+        )
+        if disagreement_ratio[0] is None:  # a single pair: a ratio, but no interval
+            disagreement_ratio = (disagreement / everything_mean, None, None)
+    return _row(libconf, f"implementation: {libconf} vs {reference_libconf}", control.first.setting,
+                reference_setting, len(control.runs), stats.std(values),
+                stats.ratio_interval(values, all_values), disagreement, disagreement_ratio)
+
+
+def _row(libconf, source, setting, reference_setting, runs, std, std_ratio, disagreement, disagreement_ratio) -> dict:
     return {
-        "setting": first.setting,
-        "libconf": first.libconf,
-        "runs": n,
-        "expect_bitwise": first.expect_bitwise,
-        "distinct_weights": distinct_weights,
-        "distinct_predictions": distinct_predictions,
-        "bitwise_reproducible": (distinct_weights == 1 and distinct_predictions == 1) if n > 1 else None,
-        "test_accuracy_mean": _stat(accuracy, "mean"),
-        "test_accuracy_std": _stat(accuracy, "std"),
-        "test_accuracy_min": _stat(accuracy, "min"),
-        "test_accuracy_max": _stat(accuracy, "max"),
-        "test_loss_mean": _stat(frame["test_loss"], "mean"),
-        "test_loss_std": _stat(frame["test_loss"], "std"),
-        "disagreement_mean": float(np.mean(disagreements)) if disagreements else None,
-        "train_seconds_median": _stat(frame["train_seconds"], "median"),
-        "varied_sources": first.varied_sources,
-        "first_divergent_epoch": min(divergences) if divergences else None,
-        "same_weights_as": same_weights_as(all_runs, first.setting, first.libconf),
+        "libconf": libconf, "source": source, "setting": setting, "reference_setting": reference_setting,
+        "runs": runs, "test_accuracy_std": std,
+        "std_ratio": std_ratio[0], "std_ratio_ci_low": std_ratio[1], "std_ratio_ci_high": std_ratio[2],
+        "disagreement_mean": disagreement, "disagreement_ratio": disagreement_ratio[0],
+        "disagreement_ratio_ci_low": disagreement_ratio[1], "disagreement_ratio_ci_high": disagreement_ratio[2],
     }
-
-
-def compare_runs(runs: list[RunResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(summary, pairs); cells keep the order in which their runs come."""
-    rows, pairs = [], []
-    for members in group_cells(runs).values():
-        cell_pairs = [pair_row("replicates", a, b) for a, b in itertools.combinations(members, 2)]
-        rows.append(summary_row(members, cell_pairs, runs))
-        pairs += cell_pairs
-    pairs += libconf_pairs(runs)
-    return _typed(pd.DataFrame(rows, columns=SUMMARY_COLUMNS)), _typed(pd.DataFrame(pairs, columns=PAIR_COLUMNS))
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:

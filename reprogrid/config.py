@@ -136,6 +136,9 @@ def check_config(config: dict) -> None:
                 )
     _check_cells(config)
     _check_device(config)
+    reference = config.get("reference_libconf")
+    if reference is not None and reference not in config["library_configs"]:
+        raise ConfigError("reference_libconf", f"unknown library configuration {reference!r}")
 
 
 def _check_cells(config: dict) -> None:
@@ -278,6 +281,12 @@ def varied_sources(run_config: dict) -> list[str]:
     """Active sources whose draws differ between replicates (varied or unseeded)."""
     modes = run_config["seed_modes"]
     return [s for s in active_sources(run_config) if modes[s] in ("vary", "unseeded")]
+
+
+def reference_libconf(config: dict) -> str:
+    """The library configuration others are measured against (cost of determinism,
+    implementation effects): `reference_libconf`, else the first one."""
+    return config.get("reference_libconf") or next(iter(config["library_configs"]))
 
 
 def grid_record(config: dict) -> dict:

@@ -195,8 +195,10 @@ def load_checked_state(model_path, train_record: dict, train_json_path) -> dict:
     return state
 
 
-def run_evaluate(train_json_path, model_path, tracking_path, eval_json_path, predictions_path) -> dict:
-    """Evaluate one trained run, write eval.json and predictions.npz, finish its MLflow run."""
+def run_evaluate(train_json_path, model_path, tracking_path, eval_json_path, predictions_path,
+                 weights_path=None) -> dict:
+    """Evaluate one trained run, write eval.json, predictions.npz and (for analyses that
+    need no torch) the flattened final weights, weights.npy; finish its MLflow run."""
     import numpy as np
 
     from reprogrid import tracking
@@ -223,12 +225,22 @@ def run_evaluate(train_json_path, model_path, tracking_path, eval_json_path, pre
     partial = predictions_path.with_name(predictions_path.name + ".partial.npz")
     np.savez(partial, logits=logits, labels=labels)
     os.replace(partial, predictions_path)
+    files = {"predictions.npz": file_digest(predictions_path)}
+    if weights_path is not None:
+        from reprogrid.hashing import tensor_to_numpy
+
+        weights_path = Path(weights_path)
+        partial = weights_path.with_name(weights_path.name + ".partial.npy")
+        flat = [tensor_to_numpy(t).ravel() for t in state.values() if t.is_floating_point()]
+        np.save(partial, np.concatenate(flat))
+        os.replace(partial, weights_path)
+        files["weights.npy"] = file_digest(weights_path)
     record = {
         "run_key": key,
         "mlflow_run_id": train_record["mlflow_run_id"],
         "metrics": metrics,
         "hashes": {"predictions": predictions_digest(logits, labels), "weights": train_record["hashes"]["weights"]},
-        "files": {"predictions.npz": file_digest(predictions_path)},
+        "files": files,
     }
     write_json(eval_json_path, record)
 
@@ -242,20 +254,27 @@ def run_evaluate(train_json_path, model_path, tracking_path, eval_json_path, pre
     return record
 
 
-def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_path) -> None:
-    """Compare all runs, write summary.csv, pairs.csv and report.html, and log them as
-    one MLflow run tagged reprogrid.kind=compare."""
+def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_path,
+                attribution_path=None, libconfs_path=None, figures_dir=None, reference_libconf=None) -> None:
+    """Compare all runs: summary.csv, pairs.csv, attribution.csv, libconfs.csv, the figures
+    and report.html; log them as one MLflow run tagged reprogrid.kind=compare."""
     from reprogrid import tracking
     from reprogrid.compare import compare_runs, load_run, write_csv
-    from reprogrid.report import render_report
+    from reprogrid.report import render_report, write_figures
 
+    out = Path(summary_path).parent
+    attribution_path = attribution_path or out / "attribution.csv"
+    libconfs_path = libconfs_path or out / "libconfs.csv"
+    figures_dir = Path(figures_dir or out / "figures")
     runs = [load_run(d) for d in run_dirs]
-    summary, pairs = compare_runs(runs)
-    write_csv(summary, summary_path)
-    write_csv(pairs, pairs_path)
+    comparison = compare_runs(runs, reference_libconf)
+    for frame, path in ((comparison.summary, summary_path), (comparison.pairs, pairs_path),
+                        (comparison.attribution, attribution_path), (comparison.libconfs, libconfs_path)):
+        write_csv(frame, path)
+    figures = write_figures(comparison, figures_dir)
     tracked = read_json(tracking_path)
     Path(report_path).write_text(
-        render_report(f"reprogrid: {tracked['experiment']}", summary, runs), encoding="utf-8"
+        render_report(f"reprogrid: {tracked['experiment']}", comparison, figures), encoding="utf-8"
     )
     client = tracking.client(tracked["tracking_uri"])
     run_id = tracking.create_run(
@@ -263,10 +282,12 @@ def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_
         {"reprogrid.kind": "compare", "reprogrid.version": reprogrid.__version__},
         tracking.now_ms(),
     )
-    tracking.log_batch(client, run_id, params={"runs": len(runs), "cells": len(summary)})
-    tracking.log_artifacts(client, run_id, files=[summary_path, pairs_path, report_path])
+    tracking.log_batch(client, run_id, params={"runs": len(runs), "cells": len(comparison.summary),
+                                               "reference_libconf": comparison.reference_libconf})
+    tracking.log_artifacts(client, run_id, files=[summary_path, pairs_path, attribution_path, libconfs_path,
+                                                  report_path, *((f"figures/{p.name}", p) for p in figures.values())])
     tracking.finish_run(client, run_id)
-    log.info("compared %d runs in %d cells; MLflow run %s", len(runs), len(summary), run_id)
+    log.info("compared %d runs in %d cells; MLflow run %s", len(runs), len(comparison.summary), run_id)
 
 
 def run_audit(tracking_uri: str, experiment: str | None = None, json_path=None):

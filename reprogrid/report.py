@@ -1,25 +1,33 @@
-"""The self-contained HTML report: verdicts, what the grid teaches, and a figure.
+"""The report: one self-contained HTML file, read top to bottom, and its figures.
 
-Every user-provided string is HTML-escaped; figures are inlined as base64 PNG, so the
-file can be mailed or logged to MLflow on its own. No timestamps: the same results give
-the same bytes.
+Verdicts first (which cells reproduce bit for bit, from which epoch the others part),
+then which source matters and by how much (attribution), every run's accuracy, where
+runs disagree, and what determinism costs. Figures are PNG files (registered with
+Snakemake's `report()`) and inlined as base64, so the HTML travels alone. Every
+user-provided string is HTML-escaped. No timestamps: the same results give the same
+bytes.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import io
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from reprogrid.compare import RunResult
+from reprogrid import stats
+from reprogrid.compare import Cell, Comparison
 
+FIGURES = ("attribution", "accuracy", "disagreement", "cost")
+HEATMAP_RUNS_PER_CELL = 10  # bounds the heatmap's cost on large grids
 STYLE = """
-body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}
-table{border-collapse:collapse;font-size:.9rem}td,th{border:1px solid #ccc;padding:.25rem .5rem}
-th{background:#f3f3f3}td.num{text-align:right}.yes{background:#e3f6e3}.no{background:#fbe3e3}
-.warn{background:#fff2cc}figure{margin:1.5rem 0}figcaption{color:#555;font-size:.9rem}
+body{font-family:system-ui,sans-serif;max-width:75rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}
+table{border-collapse:collapse;font-size:.88rem;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.2rem .45rem}
+th{background:#f3f3f3;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.yes{background:#e3f6e3}.no{background:#fbe3e3}.warn{background:#fff2cc}figure{margin:1.2rem 0}
+figcaption{color:#555;font-size:.9rem;max-width:60rem}img{max-width:100%}.muted{color:#666}
 """
 
 
@@ -27,22 +35,37 @@ def _e(value) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
+
+
+def _number(value, digits: int = 4) -> str:
+    return "" if _missing(value) else f"{value:.{digits}g}"
+
+
 def _cell(value) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if _missing(value):
         return "<td></td>"
-    if isinstance(value, bool):
-        return f'<td class="{"yes" if value else "no"}">{str(value).lower()}</td>'
-    if isinstance(value, float):
+    if isinstance(value, (bool, np.bool_)):
+        return f'<td class="{"yes" if value else "no"}">{str(bool(value)).lower()}</td>'
+    if isinstance(value, (float, np.floating)):
         return f'<td class="num">{value:.4g}</td>'
-    if isinstance(value, int):
+    if isinstance(value, (int, np.integer)):
         return f'<td class="num">{value}</td>'
     return f"<td>{_e(value)}</td>"
 
 
-def verdict(row: pd.Series) -> tuple[str, str]:
+def _table(frame: pd.DataFrame, columns: list[str] | None = None) -> str:
+    columns = columns or list(frame.columns)
+    header = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(_cell(row[c]) for c in columns) + "</tr>" for _, row in frame.iterrows())
+    return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def verdict(row) -> tuple[str, str]:
     """(text, css class) of one cell's verdict, prediction against observation."""
     observed = row["bitwise_reproducible"]
-    if observed is None or pd.isna(observed):
+    if _missing(observed):
         return "one run: cannot tell", ""
     expected = bool(row["expect_bitwise"])
     if observed and expected:
@@ -70,20 +93,16 @@ def lessons(summary: pd.DataFrame) -> list[str]:
         if row["varied_sources"]:
             out.append(f"{_cell_name(row)}: varying {_e(row['varied_sources'])} gives {spread}.")
         elif not row["expect_bitwise"]:
-            out.append(
-                f"{_cell_name(row)}: every source is fixed, but the library configuration leaves a "
-                f"generator the run draws from unseeded: {spread}."
-            )
+            out.append(f"{_cell_name(row)}: every source is fixed, but the library configuration leaves a "
+                       f"generator the run draws from unseeded: {spread}.")
     for setting, rows in reproducible.groupby("setting", sort=False):
         libconfs = list(rows["libconf"])
         for i, a in enumerate(libconfs):
-            same = set(rows.iloc[i]["same_weights_as"].split(";"))
+            same = set(str(rows.iloc[i]["same_weights_as"]).split(";"))
             for b in libconfs[i + 1:]:
                 if b not in same:
-                    out.append(
-                        f"<b>{_e(setting)}</b>: {_e(a)} and {_e(b)} draw exactly the same seeds but end "
-                        "with different weights: the library configuration alone changes the bits."
-                    )
+                    out.append(f"<b>{_e(setting)}</b>: {_e(a)} and {_e(b)} draw exactly the same seeds but end "
+                               "with different weights: the library configuration alone changes the bits.")
     for _, row in summary.iterrows():
         text, css = verdict(row)
         if css == "warn":
@@ -91,52 +110,227 @@ def lessons(summary: pd.DataFrame) -> list[str]:
     return out
 
 
-def strip_plot(runs: list[RunResult]) -> tuple[str, str]:
-    """(base64 PNG, metric name): each run's test accuracy (or test loss, for models without classes)."""
+# --- figures --------------------------------------------------------------------------
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metric = "test_accuracy" if all("test_accuracy" in r.metrics for r in runs) else "test_loss"
-    cells = list(dict.fromkeys((r.setting, r.libconf) for r in runs))
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(cells) + 1.2))
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=110, metadata={"Software": None})
+    _pyplot().close(fig)
+
+
+def _placeholder(path: Path, message: str) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 1.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, color="#555")
+    _save(fig, path)
+
+
+def attribution_figure(attribution: pd.DataFrame, path: Path) -> None:
+    if attribution.empty:
+        _placeholder(path, "No attribution: the grid has no setting varying all the sources that "
+                           "single-source settings vary.")
+        return
+    plt = _pyplot()
+    labels = [f"{s}  ({lc})" for s, lc in zip(attribution["source"], attribution["libconf"])]
+    y = np.arange(len(labels))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(labels) + 1.6), sharey=True)
+    for ax, column, title in ((axes[0], "std_ratio", "accuracy SD"), (axes[1], "disagreement_ratio", "disagreement")):
+        values = attribution[column].astype(float).to_numpy()
+        low = attribution[f"{column}_ci_low"].astype(float).to_numpy()
+        high = attribution[f"{column}_ci_high"].astype(float).to_numpy()
+        error = np.vstack([np.nan_to_num(values - low), np.nan_to_num(high - values)])
+        ax.barh(y, np.nan_to_num(values), xerr=error, color="#4c72b0", alpha=0.8, capsize=3)
+        for position, value in zip(y, values):  # a zero bar is invisible: say the number
+            ax.annotate("n/a" if np.isnan(value) else f"{value:.2f}", (0, position), xytext=(3, 0),
+                        textcoords="offset points", va="center", fontsize=8)
+        ax.axvline(1.0, color="#c44e52", lw=1, ls="--")
+        ax.set_title(f"{title}, relative to all sources varied")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, labels)
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def accuracy_figure(comparison: Comparison, path: Path) -> str:
+    """Every run's test accuracy (or test loss, for models without classes)."""
+    plt = _pyplot()
+    cells = list(comparison.cells.values())
+    metric = "test_accuracy" if all(c.first.classifies for c in cells) else "test_loss"
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(cells) + 1.2))
     for row, cell in enumerate(cells):
-        values = [r.metrics[metric] for r in runs if (r.setting, r.libconf) == cell]
-        ax.scatter(values, [row] * len(values), alpha=0.6, s=28)
-    ax.set_yticks(range(len(cells)), [f"{s} × {lc}" for s, lc in cells])
+        values = [r.metrics[metric] for r in cell.runs]
+        ax.scatter(values, row + stacked_offsets(values), alpha=0.6, s=26)
+    ax.set_yticks(range(len(cells)), [f"{c.first.setting} × {c.first.libconf}" for c in cells])
     ax.invert_yaxis()
     ax.set_xlabel(metric.replace("_", " "))
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode("ascii"), metric
+    _save(fig, path)
+    return metric
 
 
-def render_report(title: str, summary: pd.DataFrame, runs: list[RunResult]) -> str:
-    summary = summary.astype(object).where(summary.notna(), None)
-    header = "".join(f"<th>{_e(c)}</th>" for c in ["verdict", *summary.columns])
-    body = []
+def stacked_offsets(values, step: float = 0.09, limit: float = 0.4) -> np.ndarray:
+    """Vertical offsets that spread runs with equal values (accuracy takes few values on a
+    small test set) so that every run stays visible."""
+    seen: dict[float, int] = {}
+    offsets = []
+    for value in values:
+        k = seen.get(value, 0)
+        seen[value] = k + 1
+        offsets.append(((k + 1) // 2) * step * (1 if k % 2 else -1))
+    return np.clip(np.array(offsets, dtype=np.float64), -limit, limit)
+
+
+def cross_cell_disagreement(cells: list[Cell]) -> np.ndarray:
+    """Mean disagreement between runs of two cells (within a cell: between its distinct
+    runs), over at most HEATMAP_RUNS_PER_CELL runs of each."""
+    predicted = [c.predicted()[:HEATMAP_RUNS_PER_CELL] for c in cells]
+    matrix = np.full((len(cells), len(cells)), np.nan)
+    for a, pa in enumerate(predicted):
+        for b, pb in enumerate(predicted):
+            if a == b:
+                matrix[a, b] = stats.disagreements(pa).mean() if len(pa) > 1 else np.nan
+            elif a < b:
+                matrix[a, b] = matrix[b, a] = (pa[:, None, :] != pb[None, :, :]).mean()
+    return matrix
+
+
+def disagreement_figure(comparison: Comparison, path: Path) -> None:
+    cells = list(comparison.cells.values())
+    if not all(c.first.classifies for c in cells):
+        _placeholder(path, "No disagreement heatmap: the model has no classes to disagree on.")
+        return
+    plt = _pyplot()
+    matrix = cross_cell_disagreement(cells)
+    names = [f"{c.first.setting} × {c.first.libconf}" for c in cells]
+    size = 0.45 * len(cells) + 2.5
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(matrix, cmap="viridis")
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    if len(cells) <= 12:
+        for a in range(len(cells)):
+            for b in range(len(cells)):
+                if not np.isnan(matrix[a, b]):
+                    ax.text(b, a, f"{matrix[a, b]:.3f}", ha="center", va="center", fontsize=7, color="w")
+    fig.colorbar(image, ax=ax, label="share of test points predicted differently")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def cost_figure(libconfs: pd.DataFrame, path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(libconfs) + 1.2))
+    ax.barh(list(libconfs["libconf"]), libconfs["relative_to_reference"], color="#55a868")
+    ax.axvline(1.0, color="#555", lw=1, ls="--")
+    ax.invert_yaxis()
+    ax.set_xlabel(f"median train time relative to {libconfs['reference'].iloc[0]}")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def write_figures(comparison: Comparison, directory: Path) -> dict[str, Path]:
+    paths = {name: directory / f"{name}.png" for name in FIGURES}
+    attribution_figure(comparison.attribution, paths["attribution"])
+    accuracy_figure(comparison, paths["accuracy"])
+    disagreement_figure(comparison, paths["disagreement"])
+    cost_figure(comparison.libconfs, paths["cost"])
+    return paths
+
+
+# --- the page -------------------------------------------------------------------------
+
+def _image(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _verdict_table(summary: pd.DataFrame) -> str:
+    rows = []
     for _, row in summary.iterrows():
         text, css = verdict(row)
-        cells = "".join(_cell(row[c]) for c in summary.columns)
-        body.append(f'<tr><td class="{css}">{_e(text)}</td>{cells}</tr>')
+        std, low, high = row["test_accuracy_std"], row["test_accuracy_std_ci_low"], row["test_accuracy_std_ci_high"]
+        if _missing(row["test_accuracy_mean"]):
+            spread = f"loss {_number(row['test_loss_mean'])} ± {_number(row['test_loss_std'])}"
+        else:
+            interval = f" [{_number(low, 3)}, {_number(high, 3)}]" if not _missing(low) else ""
+            spread = f"{_number(row['test_accuracy_mean'])} ± {_number(std, 3)}{interval}"
+        rows.append(
+            f"<tr><td>{_e(row['setting'])}</td><td>{_e(row['libconf'])}</td><td class='num'>{row['runs']}</td>"
+            f"<td>{'bitwise' if row['expect_bitwise'] else '—'}</td><td class='{css}'>{_e(text)}</td>"
+            f"<td class='num'>{'' if _missing(row['first_divergent_epoch']) else row['first_divergent_epoch']}</td>"
+            f"<td class='num'>{spread}</td><td class='num'>{_number(row['disagreement_mean'], 3)}</td></tr>")
+    header = ("<tr><th>setting</th><th>library configuration</th><th>runs</th><th>predicted</th><th>observed</th>"
+              "<th>first divergent epoch</th><th>test accuracy: mean ± SD [95% CI of SD]</th>"
+              "<th>disagreement</th></tr>")
+    return f"<table><thead>{header}</thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def render_report(title: str, comparison: Comparison, figures: dict[str, Path]) -> str:
+    summary = comparison.summary.astype(object).where(comparison.summary.notna(), None)
+    attribution = comparison.attribution.astype(object).where(comparison.attribution.notna(), None)
+    runs = int(summary["runs"].sum())
     lesson_items = "".join(f"<li>{item}</li>" for item in lessons(summary)) or "<li>none</li>"
-    image, metric = strip_plot(runs)
+    attribution_table = _table(attribution, ["libconf", "source", "setting", "runs", "test_accuracy_std", "std_ratio",
+                                             "std_ratio_ci_low", "std_ratio_ci_high", "disagreement_mean",
+                                             "disagreement_ratio", "disagreement_ratio_ci_low",
+                                             "disagreement_ratio_ci_high"]) if not attribution.empty else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title><style>{STYLE}</style></head>
 <body>
 <h1>{_e(title)}</h1>
-<p>{len(runs)} runs in {len(summary)} cells (seed setting × library configuration).
-A cell is <i>bitwise reproducible</i> when all its replicates end with identical weights
-and identical test predictions.</p>
-<h2>Verdicts</h2>
-<table><thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table>
-<h2>What this grid shows</h2>
+<p>{runs} runs in {len(summary)} cells. A cell is one <i>seed setting</i> (which sources of randomness
+are fixed, varied or left unseeded) under one <i>library configuration</i> (threads, dtype,
+deterministic algorithms, which global generators are seeded); its runs are replicates. A cell is
+<i>bitwise reproducible</i> when every replicate ends with identical weights and identical test
+predictions.</p>
+
+<h2>1. Verdicts</h2>
+{_verdict_table(summary)}
+<p class="muted">First divergent epoch: the earliest epoch after which two replicates' weights differ
+(0: their initial weights already differ). The interval is a bootstrap over runs.</p>
+<h3>What this grid shows</h3>
 <ul>{lesson_items}</ul>
-<figure><img alt="{_e(metric)} per run and cell" src="data:image/png;base64,{image}">
-<figcaption>{_e(metric.replace('_', ' '))} of every run, one row per cell.</figcaption></figure>
+
+<h2>2. Which source matters, and by how much</h2>
+<p>Each cell that varies exactly one source, set against the cell that varies all of them under the
+same library configuration (Summers &amp; Dinneen, ICML 2021): a ratio of 1 means that source alone
+makes runs as different as all sources together. "implementation" rows set the deterministic control
+under a library configuration against the same seeds under the reference configuration
+({_e(comparison.reference_libconf)}).</p>
+{attribution_table}
+<figure>{_image(figures["attribution"], "attribution chart")}
+<figcaption>Accuracy SD and pairwise disagreement of each single-source cell, relative to the
+all-sources cell, with 95% bootstrap intervals; the dashed line is "as much as all sources".</figcaption></figure>
+
+<h2>3. Every run</h2>
+<figure>{_image(figures["accuracy"], "accuracy per run and cell")}
+<figcaption>Test accuracy (test loss for models without classes) of every run, one row per cell.</figcaption></figure>
+
+<h2>4. Where runs disagree</h2>
+<figure>{_image(figures["disagreement"], "pairwise disagreement heatmap")}
+<figcaption>Mean share of test points predicted differently between runs of two cells (diagonal:
+between distinct runs of one cell), over at most {HEATMAP_RUNS_PER_CELL} runs per cell.</figcaption></figure>
+
+<h2>5. Cost of determinism</h2>
+{_table(comparison.libconfs)}
+<figure>{_image(figures["cost"], "cost of determinism")}
+<figcaption>Median training time of each library configuration relative to
+{_e(comparison.reference_libconf)}.</figcaption></figure>
+
+<h2>6. All statistics</h2>
+<details><summary>summary.csv, one row per cell</summary>{_table(summary)}</details>
 </body></html>
 """

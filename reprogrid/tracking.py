@@ -182,16 +182,19 @@ def log_dataset(mlflow_client, run_id: str, *, name: str, features: np.ndarray,
 
 
 def log_artifacts(mlflow_client, run_id: str, documents: dict[str, dict] | None = None,
-                  files: Iterable[str | Path] = ()) -> None:
-    """Log JSON documents (by artifact name) and files as the run's artifacts, in one call."""
+                  files: Iterable[str | Path | tuple[str, str | Path]] = ()) -> None:
+    """Log JSON documents (by artifact name) and files as the run's artifacts, in one call.
+    A file given as (artifact path, path) lands at that artifact path, e.g. in a folder."""
     import shutil
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="reprogrid-artifacts-") as staging:
         for name, document in (documents or {}).items():
             Path(staging, name).write_text(json.dumps(document, indent=1, sort_keys=True))
-        for path in files:
-            shutil.copy2(path, staging)
+        for item in files:
+            name, path = item if isinstance(item, tuple) else (Path(item).name, item)
+            Path(staging, name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, Path(staging, name))
         retrying(mlflow_client.log_artifacts, run_id, staging)
 
 

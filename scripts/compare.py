@@ -1,6 +1,7 @@
 """Snakemake entry point of rule `compare` (a `script:`: its run list can be too long
 for a shell command line). Hands the step to a warm worker like every other rule."""
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reprogrid.step import run
@@ -16,6 +17,10 @@ run(
         "summary_path": snakemake.output.summary,
         "pairs_path": snakemake.output.pairs,
         "report_path": snakemake.output.report,
+        "attribution_path": snakemake.output.attribution,
+        "libconfs_path": snakemake.output.libconfs,
+        "figures_dir": str(Path(snakemake.output.attribution_figure).parent),
+        "reference_libconf": snakemake.params.reference_libconf,
     },
     snakemake.log[0],
 )

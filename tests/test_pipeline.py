@@ -37,7 +37,7 @@ def test_vae_runs_report_loss_but_no_accuracy_and_sampling_matters(tracked):
     dirs = [run_one(root, config, "sampling", "t1", r) for r in (1, 2)]
     for run_dir in dirs:
         run_evaluate(run_dir / "train.json", run_dir / "model.pt", root / "tracking.json",
-                     run_dir / "eval.json", run_dir / "predictions.npz")
+                     run_dir / "eval.json", run_dir / "predictions.npz", run_dir / "weights.npy")
     out = root / "results" / "compare"
     out.mkdir(parents=True)
     run_compare(dirs, root / "tracking.json", out / "summary.csv", out / "pairs.csv", out / "report.html")
@@ -45,6 +45,9 @@ def test_vae_runs_report_loss_but_no_accuracy_and_sampling_matters(tracked):
     assert row["test_accuracy_mean"] == "" and row["disagreement_mean"] == ""
     assert float(row["test_loss_mean"]) > 0
     assert row["distinct_weights"] == "2" and row["varied_sources"] == "sampling"
+    assert row["per_class_gap_max"] == "" and float(row["weight_distance_mean"]) > 0.0
+    assert float(row["best_of_2_gain"]) >= 0.0  # chosen by the lowest test loss
+    assert (out / "figures" / "accuracy.png").stat().st_size > 0
     record = read_json(dirs[0] / "train.json")
     run = client.get_run(record["mlflow_run_id"])
     assert run.info.status == "FINISHED" and "test_accuracy" not in run.data.metrics

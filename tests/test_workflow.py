@@ -16,7 +16,7 @@ from reprogrid.config import SOURCES
 pytestmark = pytest.mark.workflow
 
 HASHES = ["data", "code", "config", "env", "init_weights", "weights", "predictions"]
-RUN_FILES = ["seeds.json", "model.pt", "train.json", "eval.json", "predictions.npz"]
+RUN_FILES = ["seeds.json", "model.pt", "train.json", "eval.json", "predictions.npz", "weights.npy"]
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -58,8 +58,10 @@ def test_mlflow_holds_one_finished_run_per_grid_run_with_the_full_contract(grid)
     experiment = client.get_experiment_by_name("reprogrid-test")
     compare = client.search_runs([experiment.experiment_id], "tags.`reprogrid.kind` = 'compare'")
     assert len(compare) == 1
-    assert {a.path for a in client.list_artifacts(compare[0].info.run_id)} == {
-        "summary.csv", "pairs.csv", "report.html"}
+    artifacts = {a.path for a in client.list_artifacts(compare[0].info.run_id)}
+    assert artifacts == {"summary.csv", "pairs.csv", "attribution.csv", "libconfs.csv", "report.html", "figures"}
+    figures = {a.path for a in client.list_artifacts(compare[0].info.run_id, "figures")}
+    assert figures == {f"figures/{name}.png" for name in ("attribution", "accuracy", "disagreement", "cost")}
 
 
 def test_fixed_sources_are_bitwise_equal_and_varied_ones_differ(grid):

@@ -6,6 +6,7 @@ rule evaluate:
     output:
         record=f"{RUN_DIR}/eval.json",
         predictions=f"{RUN_DIR}/predictions.npz",
+        weights=f"{RUN_DIR}/weights.npy",
     params:
         tracking_file=json.dumps(TRACKING_FILE),
     threads: libconf_threads
@@ -19,4 +20,5 @@ rule evaluate:
             tracking_path="params.tracking_file",
             eval_json_path="output.record",
             predictions_path="output.predictions",
+            weights_path="output.weights",
         )

@@ -1,0 +1,180 @@
+"""The statistics of a cell of runs, on plain NumPy arrays (no torch, no pandas).
+
+Conventions: `logits` is (runs, examples, classes), `labels` (examples,), one row per
+run; `predicted` is (runs, examples) of class indices. Functions return None where a
+statistic needs more runs than there are. Everything is deterministic: the bootstrap
+draws from a fixed seed, so the same runs always give the same report.
+"""
+
+from __future__ import annotations
+
+from math import comb
+
+import numpy as np
+
+BOOTSTRAP_SAMPLES = 2000
+BOOTSTRAP_SEED = 20210  # fixed: a report must not change between two compares of the same runs
+
+
+def std(values) -> float | None:
+    """Sample standard deviation (n - 1), None for fewer than two values."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size < 2:
+        return None
+    if (values == values[0]).all():  # exactly 0, not the rounding noise of the mean
+        return 0.0
+    return float(values.std(ddof=1))
+
+
+def bootstrap_interval(values, statistic=std, level: float = 0.95,
+                       samples: int = BOOTSTRAP_SAMPLES) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of `statistic` over resampled runs."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size < 2:
+        return None, None
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    draws = rng.integers(0, values.size, size=(samples, values.size))
+    estimates = np.array([statistic(values[d]) for d in draws], dtype=np.float64)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(estimates, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def bootstrap_ratio(statistic_a, runs_a: int, statistic_b, runs_b: int, level: float = 0.95,
+                    samples: int = BOOTSTRAP_SAMPLES) -> tuple[float | None, float | None, float | None]:
+    """statistic_a / statistic_b with a percentile bootstrap interval. Each statistic is
+    a function of an array of run indices; the two groups' runs are resampled
+    independently. (None, None, None) where the denominator is 0 or either group has
+    fewer than two runs."""
+    if runs_a < 2 or runs_b < 2:
+        return None, None, None
+    point_b = statistic_b(np.arange(runs_b))
+    if not point_b:
+        return None, None, None
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    ratios = []
+    for _ in range(samples):
+        b = statistic_b(rng.integers(0, runs_b, runs_b))
+        a = statistic_a(rng.integers(0, runs_a, runs_a))
+        if b:
+            ratios.append(a / b)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(ratios, [tail, 100 - tail])
+    return statistic_a(np.arange(runs_a)) / point_b, float(low), float(high)
+
+
+def ratio_interval(numerator, denominator, level: float = 0.95):
+    """SD(numerator) / SD(denominator), with a bootstrap interval."""
+    a, b = np.asarray(numerator, dtype=np.float64), np.asarray(denominator, dtype=np.float64)
+    return bootstrap_ratio(lambda i: std(a[i]) or 0.0, a.size, lambda i: std(b[i]) or 0.0, b.size, level)
+
+
+def mean_pairwise(matrix: np.ndarray):
+    """A statistic for `bootstrap_ratio`: the mean of a symmetric pairwise matrix (e.g.
+    disagreement) over the pairs of resampled runs that are distinct runs."""
+    def statistic(indices: np.ndarray) -> float:
+        i, j = pairs(len(indices))
+        distinct = indices[i] != indices[j]
+        return float(matrix[indices[i][distinct], indices[j][distinct]].mean()) if distinct.any() else 0.0
+
+    return statistic
+
+
+def square(pairwise: np.ndarray, runs: int) -> np.ndarray:
+    """The symmetric (runs, runs) matrix of per-pair values in `pairs` order."""
+    matrix = np.zeros((runs, runs))
+    i, j = pairs(runs)
+    matrix[i, j] = matrix[j, i] = pairwise
+    return matrix
+
+
+def pairs(runs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (i, j), i < j, of every pair of runs."""
+    return np.triu_indices(runs, k=1)
+
+
+def disagreements(predicted: np.ndarray) -> np.ndarray:
+    """Per pair of runs, the share of examples whose predicted class differs."""
+    i, j = pairs(len(predicted))
+    return (predicted[i] != predicted[j]).mean(axis=1)
+
+
+def logit_correlations(logits: np.ndarray) -> np.ndarray:
+    """Per pair of runs, the Pearson correlation of their logits (all examples and
+    classes flattened). NaN where a run's logits are constant."""
+    flat = logits.reshape(len(logits), -1).astype(np.float64)
+    centred = flat - flat.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(centred, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        matrix = (centred @ centred.T) / np.outer(norms, norms)
+    i, j = pairs(len(logits))
+    return np.clip(matrix[i, j], -1.0, 1.0)
+
+
+def ensemble_gains(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per pair of runs: accuracy of the two runs' averaged logits minus the mean of
+    their own accuracies."""
+    accuracy = (logits.argmax(axis=2) == labels).mean(axis=1)
+    gains = []
+    for a in range(len(logits) - 1):
+        averaged = (logits[a] + logits[a + 1:]) / 2  # (later runs, examples, classes)
+        together = (averaged.argmax(axis=2) == labels).mean(axis=1)
+        gains.append(together - (accuracy[a] + accuracy[a + 1:]) / 2)
+    return np.concatenate(gains) if gains else np.empty(0)
+
+
+def weight_distances(weights: np.ndarray) -> np.ndarray:
+    """Per pair of runs, the L2 distance between their flattened final weights."""
+    w = weights.astype(np.float64)
+    squared = (w * w).sum(axis=1)
+    i, j = pairs(len(w))
+    gram = w @ w.T
+    distances = np.sqrt(np.maximum(squared[i] + squared[j] - 2 * gram[i, j], 0.0))
+    identical = (w[i] == w[j]).all(axis=1)  # exactly 0, not rounding noise
+    distances[identical] = 0.0
+    return distances
+
+
+def per_class_accuracy(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(runs, classes): each run's accuracy on the examples of each class present."""
+    classes = np.unique(labels)
+    return np.stack([(predicted[:, labels == c] == c).mean(axis=1) for c in classes], axis=1)
+
+
+def per_class_spread(predicted: np.ndarray, labels: np.ndarray) -> dict:
+    """SD over runs of each class's accuracy (mean and max over classes), and the largest
+    gap between the best and the worst run on one class."""
+    if len(predicted) < 2:
+        return {"per_class_accuracy_std_mean": None, "per_class_accuracy_std_max": None,
+                "per_class_gap_max": None}
+    per_class = per_class_accuracy(predicted, labels)
+    sds = per_class.std(axis=0, ddof=1)
+    gaps = per_class.max(axis=0) - per_class.min(axis=0)
+    return {"per_class_accuracy_std_mean": float(sds.mean()), "per_class_accuracy_std_max": float(sds.max()),
+            "per_class_gap_max": float(gaps.max())}
+
+
+def independent_errors_std(predicted: np.ndarray, labels: np.ndarray) -> float | None:
+    """The accuracy SD that independent per-example errors would give:
+    sqrt(sum_i p_i (1 - p_i)) / n, with p_i example i's error rate across runs (Jordan,
+    ICLR 2024). Compare with the observed SD: close means the run-to-run variance is
+    what independent coin flips per example would produce."""
+    if len(predicted) < 2:
+        return None
+    error_rate = (predicted != labels).mean(axis=0)
+    return float(np.sqrt((error_rate * (1 - error_rate)).sum()) / labels.size)
+
+
+def best_of_k_gain(values, k: int) -> float | None:
+    """Expected gain of keeping the best of k runs drawn without replacement from these
+    runs, over the mean run: E[max of a random k-subset] - mean. Exact, by order
+    statistics: the j-th smallest of n is the maximum of C(j-1, k-1) of the C(n, k)
+    subsets. None for fewer than k runs."""
+    values = np.sort(np.asarray(values, dtype=np.float64))
+    n = values.size
+    if n < k or k < 1:
+        return None
+    if values[0] == values[-1]:
+        return 0.0  # exactly, not a rounding residue
+    weights = np.array([comb(j - 1, k - 1) for j in range(1, n + 1)], dtype=np.float64) / comb(n, k)
+    return float((weights * values).sum() - values.mean())

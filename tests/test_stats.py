@@ -1,0 +1,86 @@
+"""The statistics against values worked out by hand on small inputs."""
+
+import math
+
+import numpy as np
+import pytest
+
+from reprogrid import stats
+
+
+def test_std_is_the_sample_standard_deviation():
+    assert stats.std([1, 2, 3, 4]) == pytest.approx(math.sqrt(5 / 3))
+    assert stats.std([7]) is None
+    assert stats.std([0.1 + 0.2] * 7) == 0.0  # no rounding noise from the mean
+
+
+def test_bootstrap_interval_of_two_values():
+    # resampling [0, 1] gives {0,0} or {1,1} (SD 0) half the time, {0,1} (SD 0.7071) otherwise
+    low, high = stats.bootstrap_interval([0.0, 1.0])
+    assert low == 0.0 and high == pytest.approx(math.sqrt(0.5))
+    assert stats.bootstrap_interval([3.0, 3.0, 3.0]) == (0.0, 0.0)
+    assert stats.bootstrap_interval([1.0]) == (None, None)
+    assert stats.bootstrap_interval([0.0, 1.0, 5.0]) == stats.bootstrap_interval([0.0, 1.0, 5.0])  # seeded
+
+
+def test_ratio_of_standard_deviations():
+    ratio, low, high = stats.ratio_interval([0.0, 2.0], [0.0, 1.0])
+    assert ratio == pytest.approx(2.0)
+    assert stats.ratio_interval([0.0, 2.0], [1.0, 1.0]) == (None, None, None)  # nothing to compare with
+
+
+def test_bootstrapped_ratio_of_mean_pairwise_values_ignores_a_run_paired_with_itself():
+    predicted_a = np.array([[0, 0], [1, 1], [0, 1]])  # mean disagreement over pairs: (1 + .5 + .5) / 3
+    predicted_b = np.array([[0, 0], [1, 1]])          # 1
+    a = stats.mean_pairwise(stats.square(stats.disagreements(predicted_a), 3))
+    b = stats.mean_pairwise(stats.square(stats.disagreements(predicted_b), 2))
+    ratio, low, high = stats.bootstrap_ratio(a, 3, b, 2)
+    assert ratio == pytest.approx(2 / 3)
+    assert 0.0 <= low <= ratio <= high <= 1.0  # resampling one run thrice gives 0
+
+
+def test_disagreement_per_pair():
+    predicted = np.array([[0, 1, 2, 3], [0, 1, 2, 0], [1, 1, 2, 0]])
+    assert stats.disagreements(predicted).tolist() == [0.25, 0.5, 0.25]
+
+
+def test_logit_correlation():
+    a = np.array([[1.0, 2.0], [3.0, 5.0]])
+    assert stats.logit_correlations(np.stack([a, 2 * a + 1])).tolist() == pytest.approx([1.0])
+    assert stats.logit_correlations(np.stack([a, -a])).tolist() == pytest.approx([-1.0])
+
+
+def test_ensemble_gain():
+    labels = np.array([0, 1])
+    a = np.array([[2.0, 0.0], [1.0, 0.0]])  # predicts 0, 0: accuracy 0.5
+    b = np.array([[0.0, 1.0], [0.0, 2.0]])  # predicts 1, 1: accuracy 0.5
+    # averaged: [[1, 0.5], [0.5, 1]] predicts 0, 1: accuracy 1.0, a gain of 0.5
+    assert stats.ensemble_gains(np.stack([a, b]), labels).tolist() == [0.5]
+
+
+def test_weight_distance():
+    weights = np.array([[0.0, 0.0], [3.0, 4.0], [3.0, 4.0]], dtype=np.float32)
+    assert stats.weight_distances(weights).tolist() == [5.0, 5.0, 0.0]
+
+
+def test_per_class_spread():
+    labels = np.array([0, 0, 1, 1])
+    predicted = np.array([[0, 0, 1, 1], [0, 1, 1, 0]])  # class accuracies (1, 1) and (0.5, 0.5)
+    spread = stats.per_class_spread(predicted, labels)
+    assert spread["per_class_accuracy_std_mean"] == pytest.approx(math.sqrt(0.125))
+    assert spread["per_class_accuracy_std_max"] == pytest.approx(math.sqrt(0.125))
+    assert spread["per_class_gap_max"] == 0.5
+
+
+def test_independent_errors_std():
+    labels = np.array([0, 0, 1, 1])
+    predicted = np.array([[0, 0, 1, 1], [0, 1, 1, 0]])  # error rates 0, .5, 0, .5
+    assert stats.independent_errors_std(predicted, labels) == pytest.approx(math.sqrt(0.5) / 4)
+
+
+def test_best_of_k():
+    # subsets of two of {1, 2, 3}: maxima 2, 3, 3, so E[max] = 8/3 against a mean of 2
+    assert stats.best_of_k_gain([3, 1, 2], 2) == pytest.approx(2 / 3)
+    assert stats.best_of_k_gain([3, 1, 2], 3) == pytest.approx(1.0)
+    assert stats.best_of_k_gain([3, 1, 2], 1) == pytest.approx(0.0)
+    assert stats.best_of_k_gain([3, 1, 2], 4) is None
