@@ -1,6 +1,6 @@
 """Overhead of the workflow against a bare loop doing the same runs.
 
-    python benchmarks/overhead.py small            # config/examples/ablation.yaml
+    python benchmarks/overhead.py small            # benchmarks/configs/small.yaml
     python benchmarks/overhead.py medium           # benchmarks/configs/medium.yaml
     python benchmarks/overhead.py CONFIG.yaml --cores 2 --workflow-cores 1 2
 
@@ -28,7 +28,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 WORKLOADS = {
-    "small": REPO / "config" / "examples" / "ablation.yaml",
+    "small": REPO / "benchmarks" / "configs" / "small.yaml",
     "medium": REPO / "benchmarks" / "configs" / "medium.yaml",
 }
 

@@ -71,7 +71,17 @@ class RunResult:
         return self.logits is not None
 
     def final_weights(self) -> np.ndarray | None:
-        return np.load(self.weights_path) if self.weights_path and self.weights_path.is_file() else None
+        """Read once, when first compared (a run meets every other run of its cell and
+        of its replicate)."""
+        if not hasattr(self, "_weights"):
+            present = self.weights_path is not None and self.weights_path.is_file()
+            self._weights = np.load(self.weights_path) if present else None
+        return self._weights
+
+    def predicted(self) -> np.ndarray:
+        if not hasattr(self, "_predicted"):
+            self._predicted = self.logits.argmax(axis=1)
+        return self._predicted
 
 
 def load_run(run_dir: str | Path) -> RunResult:
@@ -121,12 +131,14 @@ class Cell:
         cell = cls(runs)
         if len(runs) > 1 and all(r.classifies for r in runs):
             logits = np.stack([r.logits for r in runs])
-            cell.disagreement = stats.disagreements(logits.argmax(axis=2))
+            cell.disagreement = stats.disagreements(np.stack([r.predicted() for r in runs]))
             cell.correlation = stats.logit_correlations(logits)
             cell.ensemble_gain = stats.ensemble_gains(logits, runs[0].labels)
         weights = [r.final_weights() for r in runs] if len(runs) > 1 else []
         if weights and all(w is not None for w in weights) and len({w.size for w in weights}) == 1:
-            cell.distance = stats.weight_distances(np.stack(weights))
+            i, j = stats.pairs(len(runs))
+            hashes = np.array([r.weights for r in runs])
+            cell.distance = stats.weight_distances(np.stack(weights), identical=hashes[i] == hashes[j])
         return cell
 
     @property
@@ -134,23 +146,22 @@ class Cell:
         return self.runs[0]
 
     def predicted(self) -> np.ndarray:
-        return np.stack([r.logits.argmax(axis=1) for r in self.runs])
+        return np.stack([r.predicted() for r in self.runs])
 
-    def pair_rows(self) -> list[dict]:
+    def pair_rows(self, kind: str = "replicates") -> list[dict]:
         i, j = stats.pairs(len(self.runs))
-        rows = []
-        for n, (a, b) in enumerate(zip(i, j)):
-            rows.append(pair_row("replicates", self.runs[a], self.runs[b], {
-                "disagreement": _at(self.disagreement, n), "logit_correlation": _at(self.correlation, n),
-                "ensemble_gain": _at(self.ensemble_gain, n), "weight_distance": _at(self.distance, n),
-            }))
-        return rows
+        measures = {"disagreement": self.disagreement, "logit_correlation": self.correlation,
+                    "ensemble_gain": self.ensemble_gain, "weight_distance": self.distance}
+        columns = {name: _values(values, len(i)) for name, values in measures.items()}
+        return [pair_row(kind, self.runs[a], self.runs[b], {name: column[n] for name, column in columns.items()})
+                for n, (a, b) in enumerate(zip(i, j))]
 
 
-def _at(values: np.ndarray | None, index: int) -> float | None:
-    if values is None or np.isnan(values[index]):
-        return None
-    return float(values[index])
+def _values(values: np.ndarray | None, count: int) -> list:
+    """Per-pair values as Python floats, None where missing."""
+    if values is None:
+        return [None] * count
+    return [None if np.isnan(v) else v for v in values.tolist()]
 
 
 def _mean(values: np.ndarray | None) -> float | None:
@@ -174,13 +185,7 @@ def libconf_pairs(runs: list[RunResult]) -> list[dict]:
     groups: dict[tuple[str, int], list[RunResult]] = {}
     for run in runs:
         groups.setdefault((run.setting, run.replicate), []).append(run)
-    rows = []
-    for group in groups.values():
-        for x in range(len(group)):
-            for y in range(x + 1, len(group)):
-                cell = Cell.of([group[x], group[y]])
-                rows.append(cell.pair_rows()[0] | {"kind": "libconfs"})
-    return rows
+    return [row for group in groups.values() if len(group) > 1 for row in Cell.of(group).pair_rows("libconfs")]
 
 
 def cell_row(cell: Cell, all_runs_by_libconf: dict[str, list[RunResult]], reference_seconds: float | None) -> dict:
@@ -381,7 +386,9 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
     out = frame.copy()
     for column in out.columns:  # lowercase booleans, like the MLflow tags
-        if out[column].map(lambda v: isinstance(v, (bool, np.bool_))).any():
-            out[column] = out[column].map(lambda v: str(v).lower() if isinstance(v, (bool, np.bool_)) else v)
+        values = out[column]
+        first = values.dropna().iloc[0] if values.notna().any() else None
+        if isinstance(first, (bool, np.bool_)):
+            out[column] = values.map({True: "true", False: "false"})
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(path, index=False)

@@ -22,6 +22,7 @@ from reprogrid.compare import Cell, Comparison
 
 FIGURES = ("attribution", "accuracy", "disagreement", "cost")
 HEATMAP_RUNS_PER_CELL = 10  # bounds the heatmap's cost on large grids
+MAX_INCHES = 18  # figures of large grids stay readable on a page (and fast to draw)
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:75rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}
 table{border-collapse:collapse;font-size:.88rem;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.2rem .45rem}
@@ -137,8 +138,8 @@ def _placeholder(path: Path, message: str) -> None:
 
 def attribution_figure(attribution: pd.DataFrame, path: Path) -> None:
     if attribution.empty:
-        _placeholder(path, "No attribution: the grid has no setting varying all the sources that "
-                           "single-source settings vary.")
+        _placeholder(path, "No attribution: the grid needs a setting that varies one source and one "
+                           "that varies several, under the same library configuration.")
         return
     plt = _pyplot()
     labels = [f"{s}  ({lc})" for s, lc in zip(attribution["source"], attribution["libconf"])]
@@ -167,11 +168,12 @@ def accuracy_figure(comparison: Comparison, path: Path) -> str:
     plt = _pyplot()
     cells = list(comparison.cells.values())
     metric = "test_accuracy" if all(c.first.classifies for c in cells) else "test_loss"
-    fig, ax = plt.subplots(figsize=(8, 0.4 * len(cells) + 1.2))
+    fig, ax = plt.subplots(figsize=(8, min(0.4 * len(cells) + 1.2, MAX_INCHES)))
     for row, cell in enumerate(cells):
         values = [r.metrics[metric] for r in cell.runs]
         ax.scatter(values, row + stacked_offsets(values), alpha=0.6, s=26)
-    ax.set_yticks(range(len(cells)), [f"{c.first.setting} × {c.first.libconf}" for c in cells])
+    ax.set_yticks(range(len(cells)), [f"{c.first.setting} × {c.first.libconf}" for c in cells],
+                  fontsize=10 if len(cells) <= 40 else max(3, 400 / len(cells)))
     ax.invert_yaxis()
     ax.set_xlabel(metric.replace("_", " "))
     ax.grid(axis="x", alpha=0.3)
@@ -214,11 +216,12 @@ def disagreement_figure(comparison: Comparison, path: Path) -> None:
     plt = _pyplot()
     matrix = cross_cell_disagreement(cells)
     names = [f"{c.first.setting} × {c.first.libconf}" for c in cells]
-    size = 0.45 * len(cells) + 2.5
+    size = min(0.45 * len(cells) + 2.5, MAX_INCHES)
     fig, ax = plt.subplots(figsize=(size + 1.5, size))
     image = ax.imshow(matrix, cmap="viridis")
-    ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
-    ax.set_yticks(range(len(names)), names)
+    fontsize = 10 if len(cells) <= 30 else max(3, 300 / len(cells))  # many cells: small labels, same page
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=fontsize)
+    ax.set_yticks(range(len(names)), names, fontsize=fontsize)
     if len(cells) <= 12:
         for a in range(len(cells)):
             for b in range(len(cells)):

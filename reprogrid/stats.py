@@ -8,6 +8,7 @@ draws from a fixed seed, so the same runs always give the same report.
 
 from __future__ import annotations
 
+import functools
 from math import comb
 
 import numpy as np
@@ -33,8 +34,12 @@ def bootstrap_interval(values, statistic=std, level: float = 0.95,
     if values.size < 2:
         return None, None
     rng = np.random.default_rng(BOOTSTRAP_SEED)
-    draws = rng.integers(0, values.size, size=(samples, values.size))
-    estimates = np.array([statistic(values[d]) for d in draws], dtype=np.float64)
+    draws = values[rng.integers(0, values.size, size=(samples, values.size))]
+    if statistic is std:  # vectorised: one call for every resample
+        estimates = draws.std(axis=1, ddof=1)
+        estimates[(draws == draws[:, :1]).all(axis=1)] = 0.0  # exactly, as std() says
+    else:
+        estimates = np.array([statistic(d) for d in draws], dtype=np.float64)
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(estimates, [tail, 100 - tail])
     return float(low), float(high)
@@ -88,9 +93,12 @@ def square(pairwise: np.ndarray, runs: int) -> np.ndarray:
     return matrix
 
 
+@functools.lru_cache(maxsize=256)
 def pairs(runs: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (i, j), i < j, of every pair of runs."""
-    return np.triu_indices(runs, k=1)
+    """Indices (i, j), i < j, of every pair of runs (cached: read-only arrays)."""
+    i, j = np.triu_indices(runs, k=1)
+    i.flags.writeable = j.flags.writeable = False
+    return i, j
 
 
 def disagreements(predicted: np.ndarray) -> np.ndarray:
@@ -123,14 +131,16 @@ def ensemble_gains(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.concatenate(gains) if gains else np.empty(0)
 
 
-def weight_distances(weights: np.ndarray) -> np.ndarray:
-    """Per pair of runs, the L2 distance between their flattened final weights."""
+def weight_distances(weights: np.ndarray, identical: np.ndarray | None = None) -> np.ndarray:
+    """Per pair of runs, the L2 distance between their flattened final weights; exactly 0
+    for pairs known to be `identical` (e.g. by their hashes; else compared here)."""
     w = weights.astype(np.float64)
     squared = (w * w).sum(axis=1)
     i, j = pairs(len(w))
     gram = w @ w.T
     distances = np.sqrt(np.maximum(squared[i] + squared[j] - 2 * gram[i, j], 0.0))
-    identical = (w[i] == w[j]).all(axis=1)  # exactly 0, not rounding noise
+    if identical is None:
+        identical = (w[i] == w[j]).all(axis=1)  # exactly 0, not rounding noise
     distances[identical] = 0.0
     return distances
 
