@@ -29,6 +29,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     audit.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     replay = commands.add_parser("replay", help="re-execute one run and compare every hash")
     replay.add_argument("run_id")
+    replay.add_argument("--workdir", metavar="DIR",
+                        help="where the run's own code and data files are (default: the working directory "
+                             "recorded with the run, else the current one)")
     for command in (audit, replay):
         command.add_argument("--tracking-uri", default=default_tracking_uri(),
                              help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else %(default)s)")
@@ -37,6 +40,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    from reprogrid.config import ConfigError
     from reprogrid.replay import ReplayError
     from reprogrid.tracking import StoreError
 
@@ -46,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         return replay(args)
     except (StoreError, ReplayError) as error:
         print(f"reprogrid {args.command}: {error}", file=sys.stderr)
+        return 2
+    except ConfigError as error:  # the run's own factories or data cannot be found here
+        print(f"reprogrid {args.command}: {error} (give the directory that holds them with --workdir)",
+              file=sys.stderr)
         return 2
 
 
@@ -61,7 +69,7 @@ def audit(args) -> int:
 def replay(args) -> int:
     from reprogrid import replay as replaying
 
-    comparison, replay_run_id, key = replaying.replay(args.run_id, args.tracking_uri)
+    comparison, replay_run_id, key = replaying.replay(args.run_id, args.tracking_uri, workdir=args.workdir)
     print(replaying.render(comparison, args.run_id, key, replay_run_id))
     return 0 if comparison.verdict == "bitwise" else 1
 

@@ -33,6 +33,9 @@ SUMMARY_COLUMNS = [
     "per_class_accuracy_std_max", "per_class_gap_max", "independent_errors_std",
     *(f"best_of_{k}_gain" for k in BEST_OF), "first_divergent_epoch",
     "train_seconds_relative", "varied_sources", "same_weights_as",
+    # regression only
+    "test_rmse_mean", "test_rmse_std", "test_rmse_std_ci_low", "test_rmse_std_ci_high",
+    "test_rmse_min", "test_rmse_max",
 ]
 PAIR_COLUMNS = [
     "kind", "setting", "libconf_a", "libconf_b", "run_a", "run_b", "same_init_weights",
@@ -217,8 +220,11 @@ def cell_row(cell: Cell, all_runs_by_libconf: dict[str, list[RunResult]], refere
         predicted, labels = cell.predicted(), first.labels
         row |= stats.per_class_spread(predicted, labels)
         row["independent_errors_std"] = stats.independent_errors_std(predicted, labels)
-    # best of k: by accuracy where there are classes, else by lowest test loss
-    primary = accuracy if accuracy is not None else -loss
+    rmse = frame["test_rmse"].to_numpy() if "test_rmse" in frame else None
+    if rmse is not None:
+        row |= _spread("test_rmse", rmse)
+    # best of k: by accuracy where there are classes, else by lowest RMSE or test loss
+    primary = accuracy if accuracy is not None else -(rmse if rmse is not None else loss)
     row |= {f"best_of_{k}_gain": stats.best_of_k_gain(primary, k) for k in BEST_OF}
     return row
 
@@ -324,8 +330,13 @@ def attribution_rows(cells: dict[tuple[str, str], Cell], pairs: pd.DataFrame, re
     return rows
 
 
+def primary_metric(run: RunResult) -> str:
+    """What a run is judged by: accuracy, else RMSE (regression), else test loss (VAE)."""
+    return next(m for m in ("test_accuracy", "test_rmse", "test_loss") if m in run.metrics)
+
+
 def _accuracy_or_loss(cell: Cell) -> np.ndarray:
-    key = "test_accuracy" if cell.first.classifies else "test_loss"
+    key = primary_metric(cell.first)
     return np.array([r.metrics[key] for r in cell.runs])
 
 

@@ -44,11 +44,21 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "digits": {"test_fraction": 0.2},
     "synthetic": {"test_fraction": 0.2, "n_samples": 2000, "n_classes": 10, "noise": 0.5},
+    # the user's own: a factory returns the split itself; a file is split by `split`
+    "factory": {"kwargs": {}, "task": "auto"},
+    "file": {"target": None, "test_fraction": 0.2, "task": "auto"},
 }
 OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
     "sgd": {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.0},
     "adam": {"lr": 0.001, "weight_decay": 0.0},
+    "adamw": {"lr": 0.001, "weight_decay": 0.01},
 }
+SCHEDULE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "none": {},
+    "step": {"step_size": 10, "gamma": 0.1},
+    "cosine": {},  # annealed to 0 over `epochs`
+}
+LOSSES = ("auto", "cross_entropy", "mse")  # or a factory "pkg.mod:fn"; auto: by the task
 TRAINING_DEFAULTS = {"epochs": 15, "batch_size": 32, "optimizer": "sgd"}
 AUGMENT_DEFAULTS = {"noise_std": 0.0}
 DEFAULT_TRACKING_URI = "sqlite:///results/mlflow.db"
@@ -136,6 +146,7 @@ def check_config(config: dict) -> None:
                 )
     _check_cells(config)
     _check_device(config)
+    _check_dataset_file(config["dataset"])
     reference = config.get("reference_libconf")
     if reference is not None and reference not in config["library_configs"]:
         raise ConfigError("reference_libconf", f"unknown library configuration {reference!r}")
@@ -157,6 +168,21 @@ def _check_cells(config: dict) -> None:
         if (setting, libconf) in seen:
             raise ConfigError(f"cells[{i}]", f"[{setting}, {libconf}] is listed twice")
         seen.add((setting, libconf))
+
+
+def _check_dataset_file(dataset: dict) -> None:
+    """A file dataset is read now (cheap next to a grid): missing, empty, unreadable or
+    without its target column, it stops the workflow before any job."""
+    if "path" not in dataset:
+        return
+    from pathlib import Path
+
+    from reprogrid.user import detect_task, read_table
+
+    if dataset["path"].lower().endswith(".csv") and "target" not in dataset:
+        raise ConfigError("dataset.target", "name the CSV column that holds the label or value to predict")
+    _, target = read_table(Path(dataset["path"]), dataset.get("target"), "dataset.path")
+    detect_task(dataset.get("task", "auto"), target, "dataset.task")
 
 
 def _check_device(config: dict) -> None:
@@ -210,14 +236,55 @@ def _resolve_section(section: dict, defaults_by_kind: dict, kind_key: str) -> di
     return {kind_key: kind, **{k: section.get(k, v) for k, v in applicable.items()}}
 
 
+def dataset_kind(dataset: dict) -> str:
+    """digits | synthetic (built in), factory | file (the user's own)."""
+    if "factory" in dataset:
+        return "factory"
+    if "path" in dataset:
+        return "file"
+    return dataset["name"]
+
+
+def _resolve_dataset(dataset: dict) -> dict:
+    kind = dataset_kind(dataset)
+    if kind in ("digits", "synthetic"):
+        return _resolve_section(dataset, DATASET_DEFAULTS, "name")
+    source = {"factory": dataset["factory"]} if kind == "factory" else {"path": dataset["path"]}
+    return {**source, **{k: dataset.get(k, v) for k, v in DATASET_DEFAULTS[kind].items()}}
+
+
+def _resolve_model(model: dict) -> dict:
+    if "factory" in model:
+        return {"factory": model["factory"], "kwargs": model.get("kwargs", {})}
+    return _resolve_section(model, MODEL_DEFAULTS, "name")
+
+
+def _resolve_training(training: dict) -> dict:
+    training = {**TRAINING_DEFAULTS, **training}
+    optimizer = training["optimizer"]
+    resolved = {
+        "epochs": training["epochs"],
+        "batch_size": training["batch_size"],
+        "optimizer": optimizer,
+        **{k: training.get(k, v) for k, v in OPTIMIZER_DEFAULTS[optimizer].items()},
+    }
+    # Left out at their defaults, so configs written before they existed keep their
+    # config hash (and Snakemake does not rerun their runs).
+    if training.get("loss", "auto") != "auto":
+        resolved["loss"] = training["loss"]
+    schedule = training.get("lr_schedule", "none")
+    if schedule != "none":
+        resolved["lr_schedule"] = schedule
+        resolved |= {k: training.get(k, v) for k, v in SCHEDULE_DEFAULTS[schedule].items()}
+    return resolved
+
+
 def resolve_run_config(config: dict, setting: str, libconf: str, replicate: int) -> dict:
     """Everything that determines one grid run, with every default filled in.
 
     Its canonical JSON is what the config hash covers. Where the run is logged (tracking
     URI, experiment) is deliberately not part of it.
     """
-    training = {**TRAINING_DEFAULTS, **config.get("training", {})}
-    optimizer = training["optimizer"]
     return copy.deepcopy({
         "run_key": run_key(setting, libconf, replicate),
         "setting": setting,
@@ -226,16 +293,18 @@ def resolve_run_config(config: dict, setting: str, libconf: str, replicate: int)
         "root_seed": config["root_seed"],
         "seed_modes": seed_modes(config, setting),
         "library": library_knobs(config, libconf),
-        "dataset": _resolve_section(config["dataset"], DATASET_DEFAULTS, "name"),
-        "model": _resolve_section(config["model"], MODEL_DEFAULTS, "name"),
-        "training": {
-            "epochs": training["epochs"],
-            "batch_size": training["batch_size"],
-            "optimizer": optimizer,
-            **{k: training.get(k, v) for k, v in OPTIMIZER_DEFAULTS[optimizer].items()},
-        },
+        "dataset": _resolve_dataset(config["dataset"]),
+        "model": _resolve_model(config["model"]),
+        "training": _resolve_training(config.get("training", {})),
         "augment": {**AUGMENT_DEFAULTS, **config.get("augment", {})},
     })
+
+
+def uses_own_code(config: dict) -> bool:
+    """Whether the config names the user's own model, data, or loss (then a preflight
+    check imports and calls them before any run is created)."""
+    return (dataset_kind(config["dataset"]) in ("factory", "file") or "factory" in config["model"]
+            or ":" in str(config.get("training", {}).get("loss", "")))
 
 
 def expect_bitwise(run_config: dict) -> bool:
@@ -266,12 +335,13 @@ def expect_rerun_bitwise(run_config: dict) -> bool:
 def active_sources(run_config: dict) -> list[str]:
     """The sources this run actually draws from; the others' modes cannot matter."""
     drawn = {
-        "split": True,
+        "split": True,  # a dataset factory runs with the global generators seeded by it
         "init": True,
         "order": True,
-        "dropout": run_config["model"]["dropout"] > 0,
+        # a factory model's dropout cannot be seen from the config: assume it draws
+        "dropout": run_config["model"].get("dropout", 1.0) > 0,
         "augment": run_config["augment"]["noise_std"] > 0,
-        "sampling": run_config["model"]["name"] == "vae",
+        "sampling": run_config["model"].get("name") == "vae",
         "ulp": True,
     }
     return [source for source in SOURCES if drawn[source]]

@@ -4,7 +4,9 @@
 ships inside the scikit-learn package (importing scikit-learn would cost a second and
 buys nothing here). `synthetic` is generated: ten noisy 8x8 class templates. Both give
 features in [0, 1]-ish float32 of width 64 and int64 labels; the `split` source's seed
-drives the split (and, for `synthetic`, the generation).
+drives the split (and, for `synthetic`, the generation). The user's own data (a
+factory or a CSV/NPZ file) comes through reprogrid.user: a factory returns its split,
+a file is split like the built-ins.
 """
 
 from __future__ import annotations
@@ -23,13 +25,15 @@ N_FEATURES = IMAGE_SIDE * IMAGE_SIDE
 @dataclass(frozen=True)
 class Split:
     x_train: np.ndarray
-    y_train: np.ndarray
+    y_train: np.ndarray  # int64 labels to classify, float32 targets to regress
     x_test: np.ndarray
     y_test: np.ndarray
+    task: str = "classification"
+    file: dict | None = None  # a file dataset's path, sha256 and size
 
     @property
     def n_classes(self) -> int:
-        return int(max(self.y_train.max(), self.y_test.max())) + 1
+        return int(max(self.y_train.max(), self.y_test.max())) + 1 if self.task == "classification" else 0
 
 
 def digits_path() -> Path:
@@ -54,17 +58,53 @@ def make_synthetic(rng: np.random.Generator, n_samples: int, n_classes: int, noi
 
 
 def load_split(dataset: dict, split_seed: int) -> Split:
-    """The dataset of a resolved run config, split into train and test by `split_seed`."""
+    """The dataset of a resolved run config, split into train and test by `split_seed`
+    (a factory's own split is kept)."""
+    from reprogrid import user
+    from reprogrid.config import dataset_kind
+
+    kind = dataset_kind(dataset)
     rng = np.random.default_rng(split_seed)
-    if dataset["name"] == "digits":
+    file = None
+    if kind == "factory":
+        from reprogrid.randomness import seed_globals  # imports torch: only for factories
+
+        seed_globals(split_seed)  # whatever randomness the factory uses is the `split` stream's
+        returned = user.call_factory(dataset["factory"], "dataset.factory", **dataset["kwargs"])
+        return _typed(*user.factory_arrays(returned, "dataset.factory"), dataset["task"], "dataset.factory")
+    if kind == "file":
+        path = Path(dataset["path"])
+        features, labels = user.read_table(path, dataset["target"], "dataset.path")
+        file = user.file_record(path)
+    elif kind == "digits":
         features, labels = load_digits()
-    elif dataset["name"] == "synthetic":
+    else:
         features, labels = make_synthetic(
             rng, dataset["n_samples"], dataset["n_classes"], dataset["noise"]
         )
-    else:
-        raise ValueError(f"unknown dataset {dataset['name']!r}")
     order = rng.permutation(len(labels))
     n_test = max(1, round(dataset["test_fraction"] * len(labels)))
     test, train = order[:n_test], order[n_test:]
+    if kind == "file":
+        if len(train) < 1:
+            raise user.ConfigError("dataset.path", f"{len(labels)} rows leave nothing to train on")
+        return _typed(features[train], labels[train], features[test], labels[test], dataset["task"],
+                      "dataset.path", file)
     return Split(features[train], labels[train], features[test], labels[test])
+
+
+def _typed(x_train, y_train, x_test, y_test, task: str, key: str, file: dict | None = None) -> Split:
+    """The user's arrays with checked shapes, float32 features, and targets typed by task."""
+    from reprogrid import user
+
+    for x, y, part in ((x_train, y_train, "train"), (x_test, y_test, "test")):
+        if len(x) == 0:
+            raise user.ConfigError(key, f"the {part} split is empty")
+        if len(x) != len(y):
+            raise user.ConfigError(key, f"{part}: {len(x)} feature rows but {len(y)} targets")
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise user.ConfigError(key, f"train features have shape {x_train.shape[1:]} per example, test {x_test.shape[1:]}")
+    task = user.detect_task(task, y_train, key)
+    target_dtype = np.int64 if task == "classification" else np.float32
+    return Split(np.asarray(x_train, np.float32), np.asarray(y_train, target_dtype),
+                 np.asarray(x_test, np.float32), np.asarray(y_test, target_dtype), task, file)

@@ -83,10 +83,13 @@ def weights_digest(state_dict: Mapping) -> str:
 
 
 def predictions_digest(logits: np.ndarray, labels: np.ndarray) -> str:
-    """sha256 of the float32 logits (C order) followed by the int64 labels."""
+    """sha256 of the float32 logits (C order) followed by the int64 labels (float32
+    targets, for regression)."""
     digest = hashlib.sha256()
+    labels = np.asarray(labels)
+    label_dtype = np.float32 if np.issubdtype(labels.dtype, np.floating) else np.int64
     digest.update(_little_endian(np.asarray(logits, dtype=np.float32)).tobytes(order="C"))
-    digest.update(_little_endian(np.asarray(labels, dtype=np.int64)).tobytes(order="C"))
+    digest.update(_little_endian(labels.astype(label_dtype)).tobytes(order="C"))
     return digest.hexdigest()
 
 
@@ -104,12 +107,15 @@ def code_files(package_dir: str | Path, workflow_dir: str | Path | None) -> dict
     return dict(sorted(files.items()))
 
 
-def code_digest(package_dir: str | Path, workflow_dir: str | Path | None) -> str:
+def code_digest(package_dir: str | Path, workflow_dir: str | Path | None,
+                extra_files: dict[str, Path] | None = None) -> str:
     """sha256 over the package's sources and the workflow's Snakefile, rules and scripts,
     in path order. Each file contributes its label and the sha256 of its content, so
     renaming a file changes the digest as much as editing it. The package is hashed where
-    it is imported from, the workflow where it runs from: the code actually executed."""
+    it is imported from, the workflow where it runs from: the code actually executed.
+    `extra_files` adds the user's own code (model, data and loss factories)."""
     digest = hashlib.sha256()
-    for label, path in code_files(package_dir, workflow_dir).items():
+    files = code_files(package_dir, workflow_dir) | (extra_files or {})
+    for label, path in sorted(files.items()):
         digest.update(f"{label}\0{file_digest(path)}\n".encode())
     return digest.hexdigest()

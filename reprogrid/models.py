@@ -80,6 +80,16 @@ def negative_elbo(recon_logits, mu, logvar, target):
 
 
 def build_model(model: dict, n_classes: int) -> nn.Module:
+    """A built-in model, or the user's `factory(**kwargs)` (the caller has seeded torch's
+    global generator with the `init` stream, which governs the factory's own init too)."""
+    if "factory" in model:
+        from reprogrid import user
+
+        built = user.call_factory(model["factory"], "model.factory", **model["kwargs"])
+        if not isinstance(built, nn.Module):
+            raise user.ConfigError("model.factory", f"{model['factory']} returned {type(built).__name__}, "
+                                                    "not a torch.nn.Module")
+        return built
     name = model["name"]
     if name == "mlp":
         return MLP(model["hidden"], model["dropout"], n_classes)

@@ -68,6 +68,53 @@ def run_seed(setting: str, libconf: str, replicate: int | str, root_seed: int, m
     log.info("seeds of %s: %s", run_key, {s: e["seed"] if e["seed"] is not None else e["mode"] for s, e in seeds.items()})
 
 
+def run_preflight(config: dict) -> None:
+    """The user's own code and data, tried once before any run exists: the dataset is
+    loaded (factory called or file read), the model built, two training examples passed
+    through it and the loss taken. Any problem is a ConfigError naming the key."""
+    import torch
+
+    from reprogrid import randomness
+    from reprogrid.data import load_split
+    from reprogrid.models import build_model
+    from reprogrid.train import loss_function
+
+    setting, libconf = cfg.grid_cells(config)[0]
+    run_config = cfg.resolve_run_config(config, setting, libconf, 1)
+    seeds = draw_unseeded(derive_seeds(config["root_seed"], run_config["seed_modes"], 1))
+    split = load_split(run_config["dataset"], seeds["split"])
+    randomness.seed_init(seeds)
+    model_key = "model.factory" if "factory" in run_config["model"] else "model.name"
+    model = build_model(run_config["model"], split.n_classes)
+    inputs = torch.as_tensor(split.x_train[:2])
+    targets = torch.as_tensor(split.y_train[:2], dtype=torch.float32 if split.task == "regression" else None)
+    try:
+        outputs = model(inputs)
+    except Exception as error:  # noqa: BLE001 - the user's model meets the user's data
+        raise cfg.ConfigError(model_key, f"the model cannot take the data: two training examples of shape "
+                                         f"{tuple(inputs.shape[1:])} raised {type(error).__name__}: {error}") from None
+    if not isinstance(outputs, torch.Tensor):
+        if run_config["model"].get("name") == "vae":
+            return  # reconstruction, mean, log-variance: trained by its ELBO
+        raise cfg.ConfigError(model_key, f"the model returned {type(outputs).__name__}; it must return a tensor")
+    if split.task == "classification" and (outputs.ndim != 2 or outputs.shape[1] < split.n_classes):
+        raise cfg.ConfigError(model_key, f"the model outputs shape {tuple(outputs.shape)} for 2 examples; to "
+                                         f"classify {split.n_classes} classes it must output (2, {split.n_classes})")
+    if split.task == "regression" and outputs.numel() != targets.numel():
+        raise cfg.ConfigError(model_key, f"the model outputs shape {tuple(outputs.shape)} for targets of shape "
+                                         f"{tuple(targets.shape)}; a regression needs one output per target")
+    loss_key = "training.loss"
+    loss_of = loss_function(run_config["training"], split.task)
+    try:
+        loss = loss_of(outputs, targets)
+    except Exception as error:  # noqa: BLE001
+        raise cfg.ConfigError(loss_key, f"the loss raised {type(error).__name__}: {error}") from None
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise cfg.ConfigError(loss_key, "the loss must return a single-number tensor (the batch's mean)")
+    log.info("preflight: %s data (%d train, %d test, %s), model and loss work together", split.task,
+             len(split.y_train), len(split.y_test), "x".join(map(str, split.x_train.shape[1:])))
+
+
 def run_params(run_config: dict, seeds: dict[str, int]) -> dict:
     """The MLflow params of a grid run (design.md, "MLflow contract")."""
     params = {"root_seed": run_config["root_seed"]}
@@ -75,7 +122,11 @@ def run_params(run_config: dict, seeds: dict[str, int]) -> dict:
     params |= {f"seed_mode.{s}": run_config["seed_modes"][s] for s in cfg.SOURCES}
     params |= {f"lib.{k}": v for k, v in run_config["library"].items()}
     for section in ("dataset", "model", "training", "augment"):
-        params |= {f"{section}.{k}": v for k, v in run_config[section].items()}
+        for key, value in run_config[section].items():
+            if isinstance(value, dict):  # a factory's kwargs: one param each
+                params |= {f"{section}.{key}.{k}": v for k, v in value.items()}
+            else:
+                params[f"{section}.{key}"] = value
     return params
 
 
@@ -105,6 +156,7 @@ def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_jso
     from reprogrid.hashing import text_digest, canonical_json, weights_digest
     from reprogrid.library import apply_library, mismatches
     from reprogrid.train import train_model
+    from reprogrid.user import factory_source_files, factory_specs
 
     start_ms = tracking.now_ms()
     key = run_config["run_key"]
@@ -113,14 +165,15 @@ def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_jso
     effective = apply_library(run_config["library"])
     env = environment_record(effective)
     split = load_split(run_config["dataset"], seeds["split"])
+    result = train_model(run_config, seeds, split)
     hashes = {
         "data": data_digest(split.x_train, split.y_train, split.x_test, split.y_test),
-        "code": code_digest(package_dir(), workflow_dir or default_workflow_dir()),
+        # after training: every factory the run uses has been imported by now
+        "code": code_digest(package_dir(), workflow_dir or default_workflow_dir(),
+                            factory_source_files(factory_specs(run_config))),
         "config": config_digest(run_config),
         "env": text_digest(canonical_json(env)),
     }
-
-    result = train_model(run_config, seeds, split)
     state = result.model.state_dict()
     hashes["init_weights"] = result.init_weights
     hashes["weights"] = weights_digest(state)
@@ -135,6 +188,10 @@ def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_jso
     lib_mismatch = mismatches(run_config["library"], effective)
     if lib_mismatch:
         tags["reprogrid.lib_mismatch"] = json.dumps(lib_mismatch)
+    tags["reprogrid.task"] = split.task
+    tags["reprogrid.workdir"] = os.getcwd()  # where relative data paths and own factories resolve
+    if split.file:  # the file as read, beside the hash of what it yielded
+        tags |= {"reprogrid.data.file_sha256": split.file["sha256"], "reprogrid.data.file_size": split.file["size"]}
     run_id = tracking.create_run(client, tracked["experiment_id"], key, tags, start_ms)
     tracking.log_batch(
         client, run_id,
@@ -142,10 +199,11 @@ def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_jso
         metrics={"train_seconds": result.train_seconds},
         series={"train_loss": [e["train_loss"] for e in result.epochs]},
     )
-    dataset = run_config["dataset"]["name"]
+    dataset = run_config["dataset"]
+    source_path = str(digits_path()) if dataset.get("name") == "digits" else dataset.get("path")
     tracking.log_dataset(
-        client, run_id, name=dataset, features=split.x_train, targets=split.y_train,
-        sha256=hashes["data"], source_path=str(digits_path()) if dataset == "digits" else None,
+        client, run_id, name=dataset.get("name") or dataset.get("factory") or Path(dataset["path"]).name,
+        features=split.x_train, targets=split.y_train, sha256=hashes["data"], source_path=source_path,
     )
     record = {
         "run_key": key,
@@ -156,6 +214,8 @@ def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_jso
         "seed_modes": run_config["seed_modes"],
         "expect_bitwise": cfg.expect_bitwise(run_config),
         "ulp_nudge": result.ulp_nudge,
+        "task": split.task,
+        "data_file": split.file,
         "hashes": hashes,
         "files": {"model.pt": file_digest(model_path)},
         "kind": kind,

@@ -23,7 +23,15 @@ import torch
 
 
 def seed_init(seeds: dict) -> None:
-    torch.manual_seed(seeds["init"])
+    """While the model is built, the `init` stream drives every global generator, so a
+    model factory's own initialisation (torch, NumPy or Python random) is governed by it."""
+    seed_globals(seeds["init"])
+
+
+def seed_globals(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
 
 
 def nudge_one_ulp(model: torch.nn.Module, seed: int) -> dict:

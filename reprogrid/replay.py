@@ -14,6 +14,7 @@ data, config or seed derivation differ: named, and the outputs are still compare
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import tempfile
@@ -88,9 +89,12 @@ def seed_derivation_changed(run_config: dict, seeds: dict[str, int]) -> bool:
                for source, entry in derived.items())
 
 
-def replay(run_id: str, tracking_uri: str, scratch: str | Path | None = None) -> tuple[Comparison, str, str]:
+def replay(run_id: str, tracking_uri: str, scratch: str | Path | None = None,
+           workdir: str | Path | None = None) -> tuple[Comparison, str, str]:
     """Re-execute run `run_id` and compare; return the comparison, the replay's MLflow
-    run id and the run key."""
+    run id and the run key. The user's own factories and data files are found in
+    `workdir`, else in the working directory the run recorded (if it exists here), else
+    in the current one."""
     client = tracking.existing_store_client(tracking_uri)
     run = tracking.run_summary(client, run_id)
     if run["tags"].get("reprogrid.kind") != "run":
@@ -104,8 +108,11 @@ def replay(run_id: str, tracking_uri: str, scratch: str | Path | None = None) ->
         log.warning("torch was imported before the replay set the recorded environment variables")
     restore_recorded_env_vars(env_vars)
 
-    with tempfile.TemporaryDirectory(prefix="reprogrid-replay-") as default_scratch:
-        work = Path(scratch or default_scratch)
+    scratch = Path(scratch).resolve() if scratch else None  # before moving to the workdir
+    recorded = run["tags"].get("reprogrid.workdir")
+    workdir = Path(workdir or (recorded if recorded and Path(recorded).is_dir() else Path.cwd())).resolve()
+    with tempfile.TemporaryDirectory(prefix="reprogrid-replay-") as default_scratch, contextlib.chdir(workdir):
+        work = scratch or Path(default_scratch)
         work.mkdir(parents=True, exist_ok=True)
         modes = run_config["seed_modes"]
         write_json(work / "seeds.json", {"run_key": run_config["run_key"], "root_seed": run_config["root_seed"],

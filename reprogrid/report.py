@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from reprogrid import stats
-from reprogrid.compare import Cell, Comparison
+from reprogrid.compare import Cell, Comparison, primary_metric
 
 FIGURES = ("attribution", "accuracy", "disagreement", "cost")
 HEATMAP_RUNS_PER_CELL = 10  # bounds the heatmap's cost on large grids
@@ -167,7 +167,8 @@ def accuracy_figure(comparison: Comparison, path: Path) -> str:
     """Every run's test accuracy (or test loss, for models without classes)."""
     plt = _pyplot()
     cells = list(comparison.cells.values())
-    metric = "test_accuracy" if all(c.first.classifies for c in cells) else "test_loss"
+    metrics = {primary_metric(c.first) for c in cells}
+    metric = metrics.pop() if len(metrics) == 1 else "test_loss"
     fig, ax = plt.subplots(figsize=(8, min(0.4 * len(cells) + 1.2, MAX_INCHES)))
     for row, cell in enumerate(cells):
         values = [r.metrics[metric] for r in cell.runs]
@@ -265,7 +266,9 @@ def _verdict_table(summary: pd.DataFrame) -> str:
     for _, row in summary.iterrows():
         text, css = verdict(row)
         std, low, high = row["test_accuracy_std"], row["test_accuracy_std_ci_low"], row["test_accuracy_std_ci_high"]
-        if _missing(row["test_accuracy_mean"]):
+        if not _missing(row.get("test_rmse_mean")):
+            spread = f"RMSE {_number(row['test_rmse_mean'])} ± {_number(row['test_rmse_std'], 3)}"
+        elif _missing(row["test_accuracy_mean"]):
             spread = f"loss {_number(row['test_loss_mean'])} ± {_number(row['test_loss_std'])}"
         else:
             interval = f" [{_number(low, 3)}, {_number(high, 3)}]" if not _missing(low) else ""
@@ -320,7 +323,7 @@ all-sources cell, with 95% bootstrap intervals; the dashed line is "as much as a
 
 <h2>3. Every run</h2>
 <figure>{_image(figures["accuracy"], "accuracy per run and cell")}
-<figcaption>Test accuracy (test loss for models without classes) of every run, one row per cell.</figcaption></figure>
+<figcaption>Test accuracy (RMSE for regression, test loss for the VAE) of every run, one row per cell.</figcaption></figure>
 
 <h2>4. Where runs disagree</h2>
 <figure>{_image(figures["disagreement"], "pairwise disagreement heatmap")}

@@ -14,6 +14,7 @@ import json
 import sys
 
 STEPS = {
+    "preflight": "run_preflight",
     "tracking": "prepare_tracking",
     "seed": "run_seed",
     "train": "run_train",

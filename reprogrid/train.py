@@ -54,10 +54,9 @@ class TrainResult:
 def make_loader(split: Split, run_config: dict, seeds: dict) -> DataLoader:
     library = run_config["library"]
     dtype = torch_dtype(library)
+    targets = torch.as_tensor(split.y_train, dtype=dtype if split.task == "regression" else None)
     dataset = AugmentedBatches(
-        torch.as_tensor(split.x_train, dtype=dtype),
-        torch.as_tensor(split.y_train),
-        run_config["augment"]["noise_std"],
+        torch.as_tensor(split.x_train, dtype=dtype), targets, run_config["augment"]["noise_std"]
     )
     batches = BatchSampler(
         RandomSampler(dataset, generator=randomness.order_generator(seeds)),
@@ -76,18 +75,43 @@ def make_loader(split: Split, run_config: dict, seeds: dict) -> DataLoader:
 
 
 def make_optimizer(model: torch.nn.Module, training: dict) -> torch.optim.Optimizer:
-    if training["optimizer"] == "sgd":
-        return torch.optim.SGD(
-            model.parameters(),
-            lr=training["lr"],
-            momentum=training["momentum"],
-            weight_decay=training["weight_decay"],
-        )
-    if training["optimizer"] == "adam":
-        return torch.optim.Adam(
-            model.parameters(), lr=training["lr"], weight_decay=training["weight_decay"]
-        )
-    raise ValueError(f"unknown optimizer {training['optimizer']!r}")
+    name, params = training["optimizer"], model.parameters()
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=training["lr"], momentum=training["momentum"],
+                               weight_decay=training["weight_decay"])
+    if name == "adam":
+        return torch.optim.Adam(params, lr=training["lr"], weight_decay=training["weight_decay"])
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=training["lr"], weight_decay=training["weight_decay"])
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, training: dict):
+    """The learning-rate schedule, stepped once per epoch; None for a constant rate."""
+    schedule = training.get("lr_schedule", "none")
+    if schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, training["step_size"], training["gamma"])
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=training["epochs"])
+    return None
+
+
+def mean_squared_error(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(outputs.reshape(targets.shape), targets)
+
+
+def loss_function(training: dict, task: str):
+    """loss(outputs, targets) -> the batch's mean loss: cross_entropy, mse, or the user's."""
+    name = training.get("loss", "auto")
+    if name == "auto":
+        name = "cross_entropy" if task == "classification" else "mse"
+    if name == "cross_entropy":
+        return F.cross_entropy
+    if name == "mse":
+        return mean_squared_error
+    from reprogrid import user
+
+    return user.import_factory(name, "training.loss")
 
 
 def prepare_model(run_config: dict, seeds: dict, n_classes: int) -> tuple[torch.nn.Module, dict | None]:
@@ -109,9 +133,11 @@ def train_model(run_config: dict, seeds: dict, split: Split) -> TrainResult:
     model, nudge = prepare_model(run_config, seeds, split.n_classes)
     result = TrainResult(model, weights_digest(model.state_dict()), ulp_nudge=nudge)
 
-    is_vae = run_config["model"]["name"] == "vae"
+    is_vae = run_config["model"].get("name") == "vae"
     sampling = randomness.sampling_generator(seeds, device) if is_vae else None
     optimizer = make_optimizer(model, run_config["training"])
+    schedule = make_schedule(optimizer, run_config["training"])
+    loss_of = loss_function(run_config["training"], split.task)
     randomness.seed_training_globals(seeds, library)
     loader = make_loader(split, run_config, seeds)
 
@@ -124,11 +150,13 @@ def train_model(run_config: dict, seeds: dict, split: Split) -> TrainResult:
             if is_vae:
                 loss = negative_elbo(*model(inputs, sampling), clean)
             else:
-                loss = F.cross_entropy(model(inputs), labels)
+                loss = loss_of(model(inputs), labels)
             loss.backward()
             optimizer.step()
             loss_sum += loss.item() * len(labels)
             seen += len(labels)
+        if schedule is not None:
+            schedule.step()
         result.epochs.append({
             "epoch": epoch,
             "train_loss": loss_sum / seen,

@@ -138,6 +138,7 @@ STAGES = {
     "analysis": ("pandas", "matplotlib.pyplot", "reprogrid.compare", "reprogrid.report"),
 }
 NEEDS = {
+    "preflight": {"torch"},
     "tracking": {"mlflow"},
     "train": {"mlflow", "torch"},
     "evaluate": {"mlflow", "torch"},

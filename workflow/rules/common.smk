@@ -48,6 +48,8 @@ TRACKING_URI = cfg.tracking_uri(config)
 # Written before any job runs (see onstart below); jobs read it, no rule makes it.
 TRACKING_FILE = "results/tracking.json"
 RUN_KEYS = cfg.run_keys(config)
+# a file dataset is an input of every train job: editing the file retrains
+DATA_FILES = [config["dataset"]["path"]] if "path" in config["dataset"] else []
 RUN_DIR = "results/runs/{setting}/{libconf}/r{replicate}"
 # Each rule's job: `step.py STEP LOG NAME=VALUE ...` (see reprogrid/step.py). A shell
 # job rather than `script:`: it starts a bare Python, and torch-heavy steps go to a warm
@@ -107,8 +109,23 @@ def prepare_tracking():
         raise WorkflowError(f"could not prepare the MLflow store at {TRACKING_URI}:\n{failure}")
 
 
+def preflight():
+    """Import and call the user's own factories (and read their data) once, before the
+    MLflow store is touched: a broken factory stops the workflow with one line naming
+    the config key, and no run is created."""
+    if not cfg.uses_own_code(config):
+        return
+    try:
+        steps.run("preflight", {"config": config}, "results/logs/preflight.log")
+    except (steps.StepFailed, cfg.ConfigError) as failure:
+        warm.stop(WARM.get("server"))
+        lines = [line for line in str(failure).splitlines() if line.strip()]
+        raise WorkflowError(lines[-1].split("ConfigError: ", 1)[-1] if lines else "preflight failed") from None
+
+
 onstart:
     WARM["server"] = warm.start(TRACKING_URI)
+    preflight()
     prepare_tracking()
 
 

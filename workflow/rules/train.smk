@@ -2,6 +2,7 @@ rule train:
     """Train one run, save model.pt and train.json, open its MLflow run."""
     input:
         seeds=rules.seed.output[0],
+        data=DATA_FILES,
     output:
         model=f"{RUN_DIR}/model.pt",
         record=f"{RUN_DIR}/train.json",
