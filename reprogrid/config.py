@@ -108,6 +108,8 @@ def schema_error_message(error) -> str:
             "names must be one path component of letters, digits, '_', '.', '-' "
             "(starting with a letter or digit, at most 64 characters)",
         ))
+    if "x-expected" in error.schema and error.validator in ("oneOf", "anyOf", "pattern"):
+        return str(ConfigError(key_path(path), f"{error.instance!r} is not valid; expected {error.schema['x-expected']}"))
     if error.validator in ("oneOf", "anyOf") and "description" in error.schema:
         return str(ConfigError(key_path(path), f"{error.instance!r} is not valid; expected {error.schema['description']}"))
     return str(ConfigError(key_path(path), error.message))

@@ -53,6 +53,13 @@ def with_change(path: str, value):
     ("cells", [["all_fixed", "t1"], ["all_fixed", "t1"]], "cells[1]", "listed twice"),
     ("cells", [], "cells", "empty list"),
     ("surprise", 1, "surprise", "unknown key"),
+    ("dataset", {"name": "digits", "path": "x.csv"}, "dataset", "exactly one of name"),
+    ("dataset", {}, "dataset", "exactly one of name"),
+    ("dataset", {"factory": "nocolon"}, "dataset.factory", "'package.module:function'"),
+    ("model", {"name": "mlp", "factory": "a:b"}, "model", "exactly one of name"),
+    ("training.loss", "hinge", "training.loss", "cross_entropy, mse, or your own"),
+    ("training.lr_schedule", "linear", "training.lr_schedule", "is not one of"),
+    ("training.optimizer", "lbfgs", "training.optimizer", "is not one of"),
 ])
 def test_bad_configs_name_the_key(path, value, key, words):
     with pytest.raises(cfg.ConfigError) as raised:
@@ -76,6 +83,16 @@ def test_schema_defaults_agree_with_the_package():
     assert schema["properties"]["tracking_uri"]["default"] == cfg.DEFAULT_TRACKING_URI
     training = schema["properties"]["training"]["properties"]
     assert {k: training[k]["default"] for k in cfg.TRAINING_DEFAULTS} == cfg.TRAINING_DEFAULTS
+
+
+def test_training_keys_at_their_defaults_leave_the_config_hash_alone():
+    plain = cfg.resolve_run_config(tiny_config(), "init", "t1", 1)
+    config = with_change("training.loss", "auto")
+    config["training"]["lr_schedule"] = "none"
+    assert cfg.resolve_run_config(config, "init", "t1", 1) == plain
+    config["training"] |= {"lr_schedule": "step", "gamma": 0.5}
+    training = cfg.resolve_run_config(config, "init", "t1", 1)["training"]
+    assert (training["lr_schedule"], training["step_size"], training["gamma"]) == ("step", 10, 0.5)
 
 
 def test_resolved_run_config_fills_defaults_and_drops_what_does_not_apply():
