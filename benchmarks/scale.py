@@ -26,6 +26,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from reprogrid.hashing import file_digest
+from reprogrid.records import write_sealed
+
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS, LIBCONFS = 10, 10
 
@@ -144,9 +147,10 @@ def write_synthetic_runs(root: Path, runs: int) -> list[str]:
                 accuracy = float((logits.argmax(1) == labels).mean())
                 evaluation = {"run_key": key, "metrics": {"test_accuracy": accuracy, "test_loss": 1 - accuracy,
                                                           "eval_seconds": 0.01},
-                              "hashes": {"predictions": f"p-{tag}"}}
-                (run_dir / "train.json").write_text(json.dumps(train))
-                (run_dir / "eval.json").write_text(json.dumps(evaluation))
+                              "hashes": {"predictions": f"p-{tag}"},
+                              "files": {name: file_digest(run_dir / name) for name in ("predictions.npz", "weights.npy")}}
+                write_sealed(run_dir / "train.json", train)
+                write_sealed(run_dir / "eval.json", evaluation)
                 run_dirs.append(str(run_dir))
     return run_dirs
 

@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from reprogrid.config import DEFAULT_TRACKING_URI
+from reprogrid.config import DEFAULT_TRACKING_URI, credential_free
 
 
 def default_tracking_uri() -> str:
@@ -33,8 +33,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="where the run's own code and data files are (default: the working directory "
                              "recorded with the run, else the current one)")
     for command in (audit, replay):
-        command.add_argument("--tracking-uri", default=default_tracking_uri(),
-                             help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else %(default)s)")
+        command.add_argument("--tracking-uri", default=default_tracking_uri(), type=credential_free,
+                             help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI}); "
+                                  "credentials in it are passed to MLflow through the environment")
     return parser.parse_args(argv)
 
 

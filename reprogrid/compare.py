@@ -17,7 +17,8 @@ import pandas as pd
 
 from reprogrid import stats
 from reprogrid.config import varied_sources
-from reprogrid.pipeline import read_json
+from reprogrid.hashing import file_digest
+from reprogrid.records import IntegrityError, read_sealed
 
 BEST_OF = (2, 5, 10)
 SUMMARY_COLUMNS = [
@@ -89,7 +90,12 @@ class RunResult:
 
 def load_run(run_dir: str | Path) -> RunResult:
     run_dir = Path(run_dir)
-    train, evaluation = read_json(run_dir / "train.json"), read_json(run_dir / "eval.json")
+    train, evaluation = read_sealed(run_dir / "train.json"), read_sealed(run_dir / "eval.json")
+    for name, recorded in evaluation["files"].items():  # predictions.npz, weights.npy
+        if file_digest(run_dir / name) != recorded:
+            raise IntegrityError(f"{run_dir / name}: its sha256 is not the one {run_dir / 'eval.json'} recorded, "
+                                 f"so it was changed after evaluation: rerun evaluate "
+                                 f"(snakemake --forcerun evaluate {run_dir / 'eval.json'})")
     run_config = train["run_config"]
     logits = labels = None
     if "test_accuracy" in evaluation["metrics"]:

@@ -15,13 +15,10 @@ from pathlib import Path
 import reprogrid
 from reprogrid import config as cfg
 from reprogrid.hashing import code_digest, config_digest, data_digest, file_digest
+from reprogrid.records import IntegrityError, read_json, read_sealed, write_json, write_sealed  # noqa: F401
 from reprogrid.seeds import derive_seeds, draw_unseeded
 
 log = logging.getLogger("reprogrid")
-
-
-class IntegrityError(RuntimeError):
-    """A file's content is not what the step that wrote it recorded."""
 
 
 def package_dir() -> Path:
@@ -34,20 +31,6 @@ def default_workflow_dir() -> Path | None:
     return root if (root / "Snakefile").is_file() else None
 
 
-def write_json(path: str | Path, document: dict) -> None:
-    """Write atomically, so a killed job never leaves a half-written file behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
-    os.replace(partial, path)
-
-
-def read_json(path: str | Path) -> dict:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
 def prepare_tracking(uri: str, experiment: str, out_path: str | Path, grid: dict | None = None) -> None:
     """Create the store and experiment (and record the grid it expects, for audits)."""
     from reprogrid import tracking
@@ -55,8 +38,28 @@ def prepare_tracking(uri: str, experiment: str, out_path: str | Path, grid: dict
     experiment_id = tracking.prepare_experiment(uri, experiment)
     if grid is not None:
         tracking.set_grid(tracking.client(uri), experiment_id, grid)
+    end_abandoned_runs(tracking.client(uri), experiment_id)
     write_json(out_path, {"tracking_uri": uri, "experiment": experiment, "experiment_id": experiment_id})
     log.info("MLflow experiment %r (id %s) at %s", experiment, experiment_id, uri)
+
+
+def end_abandoned_runs(client, experiment_id: str, runs_dir: str | Path = "results/runs") -> None:
+    """Runs an earlier invocation in this working directory started and never ended
+    (its jobs were killed) become KILLED, with the reason, and stay as history. A run a
+    train.json here still points at is left alone: its evaluate job will finish it."""
+    from reprogrid import tracking
+
+    for run in tracking.abandoned_runs(client, experiment_id, os.getcwd()):
+        key = run.data.tags.get("reprogrid.run_key", "")
+        record = Path(runs_dir) / key / "train.json"
+        try:
+            if read_json(record).get("mlflow_run_id") == run.info.run_id:
+                continue
+        except (OSError, ValueError):
+            pass  # no record, or a damaged one: the run cannot be finished from it
+        tracking.mark_killed(client, run.info.run_id, "its job died before finishing; found RUNNING by the "
+                                                      "next invocation in the same working directory")
+        log.warning("%s: MLflow run %s was left RUNNING by a job that died; marked KILLED", key, run.info.run_id)
 
 
 def run_seed(setting: str, libconf: str, replicate: int | str, root_seed: int, modes: dict,
@@ -192,6 +195,10 @@ def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_jso
     tags["reprogrid.workdir"] = os.getcwd()  # where relative data paths and own factories resolve
     if split.file:  # the file as read, beside the hash of what it yielded
         tags |= {"reprogrid.data.file_sha256": split.file["sha256"], "reprogrid.data.file_size": split.file["size"]}
+    for earlier in tracking.abandoned_runs(client, tracked["experiment_id"], os.getcwd(), key):
+        if kind == "run":  # this attempt supersedes one whose job died (Snakemake reruns it)
+            tracking.mark_killed(client, earlier.info.run_id, "its job died before finishing; superseded by "
+                                                              "a new attempt at the same run key")
     run_id = tracking.create_run(client, tracked["experiment_id"], key, tags, start_ms)
     tracking.log_batch(
         client, run_id,
@@ -225,7 +232,7 @@ def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_jso
         "library_mismatch": lib_mismatch,
         "env": env,
     }
-    write_json(train_json_path, record)
+    record = write_sealed(train_json_path, record)
     tracking.log_artifacts(client, run_id, {
         "run_config.json": run_config, "env.json": env, "train.json": record,
         "seeds.json": {"modes": run_config["seed_modes"], "seeds": seeds},
@@ -249,7 +256,13 @@ def load_checked_state(model_path, train_record: dict, train_json_path) -> dict:
             f"recorded, so it was changed after training; rerun train for {key} "
             f"(snakemake --forcerun train {Path(train_json_path).with_name('eval.json')})"
         )
-    state = torch.load(model_path, map_location="cpu", weights_only=True)
+    try:  # never a full unpickle: a planted pickle must not run code here
+        state = torch.load(model_path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - UnpicklingError and friends
+        raise IntegrityError(
+            f"{model_path}: refused to load: it is not a plain state_dict of tensors (torch.load with "
+            f"weights_only=True said: {str(error).splitlines()[0]}). It was not written by train; rerun "
+            f"train for {train_record['run_key']}") from None
     if weights_digest(state) != train_record["hashes"]["weights"]:
         raise IntegrityError(f"{model_path}: its weights hash differs from {train_json_path}'s")
     return state
@@ -268,7 +281,7 @@ def run_evaluate(train_json_path, model_path, tracking_path, eval_json_path, pre
     from reprogrid.library import apply_library, torch_device, torch_dtype
     from reprogrid.models import build_model
 
-    train_record = read_json(train_json_path)
+    train_record = read_sealed(train_json_path)
     run_config, key = train_record["run_config"], train_record["run_key"]
     state = load_checked_state(model_path, train_record, train_json_path)
     apply_library(run_config["library"])
@@ -302,7 +315,7 @@ def run_evaluate(train_json_path, model_path, tracking_path, eval_json_path, pre
         "hashes": {"predictions": predictions_digest(logits, labels), "weights": train_record["hashes"]["weights"]},
         "files": files,
     }
-    write_json(eval_json_path, record)
+    record = write_sealed(eval_json_path, record)
 
     client = tracking.client(read_json(tracking_path)["tracking_uri"])
     run_id = train_record["mlflow_run_id"]

@@ -6,6 +6,8 @@ module is free for callers that never log.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import random
 import sqlite3
@@ -62,6 +64,32 @@ def client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+@contextlib.contextmanager
+def store_creation_lock(uri: str):
+    """Serialise MLflow's first-time schema creation across processes for a local SQLite
+    store: two grids starting at once on a new store otherwise race in its migrations
+    ("Online migration expected to match one row")."""
+    db = sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(f".{db.name}.reprogrid-lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def opened_store_client(uri: str):
+    """A client whose store exists (created now if new, one process at a time)."""
+    with store_creation_lock(uri):
+        mlflow_client = client(uri)
+        retrying(mlflow_client.search_experiments, max_results=1)
+    return mlflow_client
+
+
 def open_store_for_children(uri: str) -> None:
     """Build MLflow's store object for `uri` in a process that will fork job children.
 
@@ -73,7 +101,7 @@ def open_store_for_children(uri: str) -> None:
 
     import sqlalchemy
 
-    client(uri)
+    opened_store_client(uri)
     with warnings.catch_warnings():  # isinstance() on some torch objects warns
         warnings.simplefilter("ignore")
         engines = [o for o in gc.get_objects() if isinstance(o, sqlalchemy.engine.Engine)]
@@ -95,8 +123,8 @@ def prepare_experiment(uri: str, experiment: str) -> str:
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
         artifact_location = (db.parent / "mlartifacts").resolve().as_uri()
-    mlflow_client = client(uri)
-    found = mlflow_client.get_experiment_by_name(experiment)  # creates the store if new
+    mlflow_client = opened_store_client(uri)
+    found = mlflow_client.get_experiment_by_name(experiment)
     if db is not None:
         connection = sqlite3.connect(db)
         try:
@@ -302,6 +330,28 @@ def load_json_artifact(mlflow_client, run_id: str, name: str) -> dict:
             tempfile.TemporaryDirectory(prefix="reprogrid-artifact-") as scratch:
         path = mlflow_client.download_artifacts(run_id, name, scratch)
         return json.loads(Path(path).read_text())
+
+
+def abandoned_runs(mlflow_client, experiment_id: str, workdir: str, key: str | None = None) -> list:
+    """Grid runs started from `workdir` (optionally: for `key`) that are still RUNNING.
+    Snakemake locks a working directory, so when a new invocation starts there, no job
+    of an earlier one is alive: these runs' jobs died."""
+    query = (f"attributes.status = 'RUNNING' and tags.`reprogrid.kind` = 'run' "
+             f"and tags.`reprogrid.workdir` = '{_quoted(workdir)}'")
+    if key is not None:
+        query += f" and tags.`reprogrid.run_key` = '{_quoted(key)}'"
+    with _reading(f"running runs of experiment {experiment_id}"):
+        return list(mlflow_client.search_runs([experiment_id], query, max_results=SEARCH_PAGE))
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def mark_killed(mlflow_client, run_id: str, reason: str) -> None:
+    """End a run whose job died: KILLED, with the reason as tag `reprogrid.killed_reason`."""
+    set_tags(mlflow_client, run_id, {"reprogrid.killed_reason": reason})
+    retrying(mlflow_client.set_terminated, run_id, status="KILLED", end_time=now_ms())
 
 
 def set_tags(mlflow_client, run_id: str, tags: dict) -> None:

@@ -7,6 +7,7 @@ import sys
 from snakemake.utils import validate
 
 from reprogrid import config as cfg
+from reprogrid import invocation
 from reprogrid import step as steps
 from reprogrid import warm
 
@@ -44,6 +45,10 @@ def forced_paths(argv):
 
 
 FORCED_PATHS = forced_paths(sys.argv)
+if not ({"-n", "--dry-run", "--dryrun", "--unlock"} & set(sys.argv)):
+    RELEASED = invocation.release_stale_lock()  # before Snakemake takes the lock
+    if RELEASED:
+        print(f"reprogrid: {RELEASED}", file=sys.stderr)
 TRACKING_URI = cfg.tracking_uri(config)
 # Written before any job runs (see onstart below); jobs read it, no rule makes it.
 TRACKING_FILE = "results/tracking.json"
@@ -124,6 +129,7 @@ def preflight():
 
 
 onstart:
+    invocation.record_holder()
     WARM["server"] = warm.start(TRACKING_URI)
     preflight()
     prepare_tracking()

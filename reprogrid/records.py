@@ -1,0 +1,58 @@
+"""The JSON files steps hand each other (seeds.json, train.json, eval.json, ...).
+
+Written atomically, so a killed job never leaves half a file. train.json and eval.json
+are sealed: they carry the sha256 of their own content (`record_sha256`), so a
+truncated or edited record is refused by whatever reads it next, by name, instead of
+feeding a forged hash or metric downstream.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from reprogrid.hashing import canonical_json, text_digest
+
+SEAL = "record_sha256"
+
+
+class IntegrityError(RuntimeError):
+    """A file's content is not what the step that wrote it recorded."""
+
+
+def write_json(path: str | Path, document: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+    os.replace(partial, path)
+
+
+def read_json(path: str | Path) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def seal_of(document: dict) -> str:
+    return text_digest(canonical_json({k: v for k, v in document.items() if k != SEAL}))
+
+
+def write_sealed(path: str | Path, document: dict) -> dict:
+    sealed = {**document, SEAL: seal_of(document)}
+    write_json(path, sealed)
+    return sealed
+
+
+def read_sealed(path: str | Path) -> dict:
+    """A sealed record, or IntegrityError naming the file and what to do."""
+    path = Path(path)
+    rerun = f"rerun the step that writes it (snakemake --forcerun ... {path.parent / 'eval.json'})"
+    try:
+        document = read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise IntegrityError(f"{path}: not valid JSON ({error}); it was truncated or damaged: {rerun}") from None
+    if not isinstance(document, dict) or document.get(SEAL) != seal_of(document):
+        raise IntegrityError(f"{path}: its content does not match its recorded sha256, so it was edited or "
+                             f"damaged after it was written: {rerun}")
+    return document

@@ -1,0 +1,98 @@
+"""Malformed configs, run for real (`snakemake --cores 2`) in a working directory that
+already holds a finished grid: each exits non-zero within seconds, names the key, and
+leaves results/ and the MLflow store exactly as they were."""
+
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import yaml
+
+from conftest import run_snakemake, tiny_config
+
+pytestmark = pytest.mark.workflow
+
+# (config path, bad value, the key the message must name)
+CASES = [
+    ("replicates", "three", "replicates"),
+    ("replicates", 0, "replicates"),
+    ("replicates", 1_000_000, "replicates"),
+    ("root_seed", -1, "root_seed"),
+    ("root_seed", 2**64, "root_seed"),
+    ("experiment", "", "experiment"),
+    ("tracking_uri", "", "tracking_uri"),
+    ("training.epochs", -1, "training.epochs"),
+    ("training.batch_size", 0, "training.batch_size"),
+    ("training.lr", -0.1, "training.lr"),
+    ("training.optimizer", "lbfgs", "training.optimizer"),
+    ("model.name", "resnet", "model.name"),
+    ("model.dropout", 1.5, "model.dropout"),
+    ("dataset.name", "imagenet", "dataset.name"),
+    ("dataset.test_fraction", 1.5, "dataset.test_fraction"),
+    ("dataset", {"path": "missing.csv", "target": "y"}, "dataset.path"),
+    ("augment.noise_std", -1, "augment.noise_std"),
+    ("seed_settings.init", {"inti": "vary"}, "seed_settings.init.inti"),
+    ("seed_settings.init", {"init": "sometimes"}, "seed_settings.init.init"),
+    ("library_configs.t1", {"thread": 1}, "library_configs.t1.thread"),
+    ("library_configs.t1", {"threads": "two"}, "library_configs.t1.threads"),
+    ("library_configs.t1", {"num_workers": -1}, "library_configs.t1.num_workers"),
+    ("library_configs.t1", {"device": "cuda"}, "library_configs.t1.device"),  # no CUDA here
+    ("seed_settings", {"../x": {}}, "seed_settings['../x']"),
+    ("library_configs", {"a/b": {}}, "library_configs['a/b']"),
+    ("seed_settings", {}, "seed_settings"),
+    ("cells", [], "cells"),
+    ("cells", [["all_fixed", "t1"], ["all_fixed", "t1"]], "cells[1]"),
+    ("cells", [["nope", "t1"]], "cells[0]"),
+    ("reference_libconf", "nope", "reference_libconf"),
+    ("surprise", 1, "surprise"),
+]
+
+
+def with_change(path: str, value) -> dict:
+    config = tiny_config()
+    *parents, last = path.split(".")
+    node = config
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return config
+
+
+def snapshot(workdir) -> dict:
+    """Every file under results/ with its size and modification time."""
+    return {str(p.relative_to(workdir)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted((workdir / "results").rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def recorded(grid, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("recorded") / "grid"
+    shutil.copytree(grid, workdir)
+    return workdir
+
+
+def test_at_least_25_malformed_configs_are_tried():
+    assert len(CASES) >= 25
+
+
+def test_malformed_configs_stop_fast_name_the_key_and_write_nothing(recorded):
+    before = snapshot(recorded)
+
+    def attempt(number_and_case):
+        number, (path, value, key) = number_and_case
+        name = f"bad{number}.yaml"
+        (recorded / name).write_text(yaml.safe_dump(with_change(path, value)))
+        started = time.monotonic()
+        done = run_snakemake(recorded, "--cores", "2", "--configfile", name)
+        return key, done, time.monotonic() - started
+
+    with ThreadPoolExecutor(3) as pool:
+        outcomes = list(pool.map(attempt, enumerate(CASES)))
+    for key, done, seconds in outcomes:
+        assert done.returncode != 0, key
+        assert f"config key {key}:" in done.stderr, (key, done.stderr[-1500:])
+        assert seconds < 15, (key, seconds)
+    assert snapshot(recorded) == before
+    print(f"\nreliability: {len(CASES)} malformed configs refused, slowest in "
+          f"{max(s for _, _, s in outcomes):.1f} s, results/ and the store untouched")
