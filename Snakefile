@@ -23,4 +23,4 @@ rule all:
     default_target: True
     input:
         # `--forcerun RULE path...` names what to rerun; see forced_paths in common.smk
-        FORCED_PATHS or [*rules.compare.output, rules.audit.output[0]],
+        FORCED_PATHS or [*rules.compare.output, rules.audit.output.report],

@@ -9,8 +9,8 @@ store; `pipeline.run_audit` feeds it from MLflow.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from reprogrid.config import SOURCES
 

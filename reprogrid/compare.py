@@ -136,7 +136,7 @@ class Cell:
     distance: np.ndarray | None = None
 
     @classmethod
-    def of(cls, runs: list[RunResult]) -> "Cell":
+    def of(cls, runs: list[RunResult]) -> Cell:
         cell = cls(runs)
         if len(runs) > 1 and all(r.classifies for r in runs):
             logits = np.stack([r.logits for r in runs])

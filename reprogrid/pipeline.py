@@ -156,7 +156,7 @@ def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_jso
     from reprogrid import tracking
     from reprogrid.data import digits_path, load_split
     from reprogrid.env import environment_record
-    from reprogrid.hashing import text_digest, canonical_json, weights_digest
+    from reprogrid.hashing import canonical_json, text_digest, weights_digest
     from reprogrid.library import apply_library, mismatches
     from reprogrid.train import train_model
     from reprogrid.user import factory_source_files, factory_specs

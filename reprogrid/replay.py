@@ -23,9 +23,9 @@ from pathlib import Path
 
 from reprogrid import tracking
 from reprogrid.audit import first_divergence
-from reprogrid.env import restore_recorded_env_vars
 from reprogrid.config import SOURCES
-from reprogrid.pipeline import read_json, run_evaluate, run_train, write_json
+from reprogrid.env import restore_recorded_env_vars
+from reprogrid.pipeline import run_evaluate, run_train, write_json
 from reprogrid.seeds import derive_seeds
 
 INPUTS = ("data", "config", "code", "env")

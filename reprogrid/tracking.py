@@ -13,8 +13,8 @@ import random
 import sqlite3
 import time
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 

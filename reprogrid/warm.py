@@ -213,7 +213,7 @@ def _load(stage: str, tracking_uri: str | None) -> None:
 
         try:
             open_store_for_children(tracking_uri)
-        except Exception:  # the job itself will meet (and report) the problem
+        except Exception:  # noqa: BLE001 - the job itself will meet (and report) the problem
             traceback.print_exc()
     # Keep the collector off the preloaded objects: a collection in a child would write
     # to every one of them and copy hundreds of MB of shared pages (~0.3 s per job).
@@ -244,7 +244,7 @@ def _run_child(job: _Job) -> None:
         try:
             execute(request["step"], request["kwargs"], request["log"])
             reply = {"ok": True}
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - whatever ends the step goes back to its job
             reply = {"ok": False, "error": traceback.format_exc()}
         sys.stdout.flush()
         sys.stderr.flush()

@@ -56,7 +56,7 @@ def recomputed(runs) -> dict:
     """The summary's numbers, from the files, by the definitions in the README."""
     labels = runs[0]["labels"]
     logits = [r["logits"].astype(np.float64) for r in runs]
-    predicted = [l.argmax(axis=1) for l in logits]
+    predicted = [values.argmax(axis=1) for values in logits]
     accuracy = np.array([(p == labels).mean() for p in predicted])
     loss = np.array([r["eval"]["metrics"]["test_loss"] for r in runs])
     pairs = list(itertools.combinations(range(len(runs)), 2))

@@ -7,8 +7,13 @@ import numpy as np
 import torch
 
 from reprogrid.hashing import (
-    arrays_digest, canonical_json, code_digest, config_digest, data_digest,
-    predictions_digest, weights_digest,
+    arrays_digest,
+    canonical_json,
+    code_digest,
+    config_digest,
+    data_digest,
+    predictions_digest,
+    weights_digest,
 )
 
 

@@ -10,7 +10,13 @@ from mlflow.tracking import MlflowClient
 from conftest import tiny_config
 from reprogrid import config as cfg
 from reprogrid.pipeline import (
-    IntegrityError, prepare_tracking, read_json, run_compare, run_evaluate, run_seed, run_train,
+    IntegrityError,
+    prepare_tracking,
+    read_json,
+    run_compare,
+    run_evaluate,
+    run_seed,
+    run_train,
 )
 
 

@@ -1,6 +1,5 @@
 """The MLflow module against a real SQLite store, with real concurrent writers."""
 
-import json
 import subprocess
 import sys
 import textwrap

@@ -5,16 +5,16 @@ rule audit:
         # after the grid: the compare step has seen every run
         "results/compare/summary.csv",
     output:
-        "results/audit.json",
+        report="results/audit.json",
+    log:
+        "results/logs/audit.log",
     params:
         tracking_uri=json.dumps(TRACKING_URI),
         experiment=json.dumps(config["experiment"]),
-    log:
-        "results/logs/audit.log",
     shell:
         step(
             "audit",
             tracking_uri="params.tracking_uri",
             experiment="params.experiment",
-            json_path="output[0]",
+            json_path="output.report",
         )

@@ -11,7 +11,6 @@ from reprogrid import invocation
 from reprogrid import step as steps
 from reprogrid import warm
 
-
 try:
     validate(config, schema="../schemas/config.schema.yaml")
     cfg.check_config(config)
@@ -73,7 +72,8 @@ def step(name, **arguments):
     """The shell command running step `name` with keyword arguments taken from the job:
     `model_path="output.model"`. Params are JSON text (`NAME:=`), the rest plain strings.
     Params are plain values or functions of the wildcards only: Snakemake compares those
-    between runs (so a changed config reruns the job), and they keep DAG building cheap."""
+    between runs (so a changed config reruns the job), and they keep DAG building cheap.
+    """
     parts = [STEP, name, "{log:q}"]
     for keyword, source in arguments.items():
         operator = ":=" if source.startswith("params.") else "="
@@ -84,7 +84,9 @@ def step(name, **arguments):
 def run_config(wildcards):
     """The resolved config of one run, as JSON: editing it reruns exactly that run."""
     return json.dumps(
-        cfg.resolve_run_config(config, wildcards.setting, wildcards.libconf, int(wildcards.replicate))
+        cfg.resolve_run_config(
+            config, wildcards.setting, wildcards.libconf, int(wildcards.replicate)
+        )
     )
 
 
@@ -111,7 +113,9 @@ def prepare_tracking():
         steps.run("tracking", arguments, "results/logs/tracking.log")
     except steps.StepFailed as failure:
         warm.stop(WARM.get("server"))
-        raise WorkflowError(f"could not prepare the MLflow store at {TRACKING_URI}:\n{failure}")
+        raise WorkflowError(
+            f"could not prepare the MLflow store at {TRACKING_URI}:\n{failure}"
+        )
 
 
 def preflight():
@@ -125,7 +129,9 @@ def preflight():
     except (steps.StepFailed, cfg.ConfigError) as failure:
         warm.stop(WARM.get("server"))
         lines = [line for line in str(failure).splitlines() if line.strip()]
-        raise WorkflowError(lines[-1].split("ConfigError: ", 1)[-1] if lines else "preflight failed") from None
+        raise WorkflowError(
+            lines[-1].split("ConfigError: ", 1)[-1] if lines else "preflight failed"
+        ) from None
 
 
 onstart:

@@ -32,11 +32,11 @@ rule compare:
             caption="../report/cost.rst",
             category="Cost of determinism",
         ),
+    log:
+        "results/logs/compare.log",
     params:
         run_dirs=expand("results/runs/{key}", key=RUN_KEYS),
         tracking_file=TRACKING_FILE,
         reference_libconf=cfg.reference_libconf(config),
-    log:
-        "results/logs/compare.log",
     script:
         "../../scripts/compare.py"

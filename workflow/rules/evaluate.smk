@@ -7,11 +7,11 @@ rule evaluate:
         record=f"{RUN_DIR}/eval.json",
         predictions=f"{RUN_DIR}/predictions.npz",
         weights=f"{RUN_DIR}/weights.npy",
-    params:
-        tracking_file=json.dumps(TRACKING_FILE),
-    threads: libconf_threads
     log:
         "results/logs/{setting}/{libconf}/r{replicate}/evaluate.log",
+    threads: libconf_threads
+    params:
+        tracking_file=json.dumps(TRACKING_FILE),
     shell:
         step(
             "evaluate",

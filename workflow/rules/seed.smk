@@ -1,12 +1,12 @@
 rule seed:
     """Derive every source's seed for one run (no torch: cheap)."""
     output:
-        f"{RUN_DIR}/seeds.json",
+        seeds=f"{RUN_DIR}/seeds.json",
+    log:
+        "results/logs/{setting}/{libconf}/r{replicate}/seed.log",
     params:
         root_seed=config["root_seed"],
         modes=lambda wildcards: json.dumps(cfg.seed_modes(config, wildcards.setting)),
-    log:
-        "results/logs/{setting}/{libconf}/r{replicate}/seed.log",
     shell:
         step(
             "seed",
@@ -15,5 +15,5 @@ rule seed:
             replicate="wildcards.replicate",
             root_seed="params.root_seed",
             modes="params.modes",
-            out_path="output[0]",
+            out_path="output.seeds",
         )

@@ -1,20 +1,20 @@
 rule train:
     """Train one run, save model.pt and train.json, open its MLflow run."""
     input:
-        seeds=rules.seed.output[0],
+        seeds=rules.seed.output.seeds,
         data=DATA_FILES,
     output:
         model=f"{RUN_DIR}/model.pt",
         record=f"{RUN_DIR}/train.json",
+    log:
+        "results/logs/{setting}/{libconf}/r{replicate}/train.log",
+    threads: libconf_threads
     params:
         run_config=run_config,
         workflow_dir=WORKFLOW_DIR,
         tracking_file=json.dumps(TRACKING_FILE),
         # where runs are logged: changing it logs every run anew
         tracking=[TRACKING_URI, config["experiment"]],
-    threads: libconf_threads
-    log:
-        "results/logs/{setting}/{libconf}/r{replicate}/train.log",
     shell:
         step(
             "train",

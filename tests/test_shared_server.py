@@ -1,0 +1,74 @@
+"""A shared MLflow tracking server on PostgreSQL, started for real by
+tests/infra/start_mlflow_postgres.sh: the tiny grid logs to it over HTTP from
+concurrent jobs, with the same bits as locally, and audit and replay work against it."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from conftest import REPO, grid_runs, run_snakemake, tiny_config
+
+pytestmark = pytest.mark.workflow
+START = REPO / "tests" / "infra" / "start_mlflow_postgres.sh"
+REPROGRID = Path(sys.executable).with_name("reprogrid")
+
+
+def unavailable(reason: str):
+    if os.environ.get("REPROGRID_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"the shared-server tests cannot run: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def server_uri():
+    if os.geteuid() != 0 and shutil.which("sudo") is None:
+        unavailable("starting PostgreSQL needs root or sudo")
+    state = tempfile.mkdtemp(prefix="reprogrid-pg-")
+    os.chmod(state, 0o755)  # PostgreSQL runs as its own user
+    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    started = subprocess.run([str(START), state], capture_output=True, text=True, env=environment, timeout=600)
+    if started.returncode != 0 or "MLFLOW_TRACKING_URI=" not in started.stdout:
+        subprocess.run([str(START), "stop", state], env=environment)
+        unavailable(f"PostgreSQL and the MLflow server did not start: {started.stderr[-1500:]}")
+    yield started.stdout.strip().splitlines()[-1].split("=", 1)[1]
+    subprocess.run([str(START), "stop", state], env=environment, timeout=60)
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def test_the_grid_logs_to_a_postgresql_server_with_the_same_bits(grid, server_uri, tmp_path):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
+    done = run_snakemake(tmp_path, "--cores", "4", "--configfile", "config.yaml",
+                         env={"MLFLOW_TRACKING_URI": server_uri})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not (tmp_path / "results" / "mlflow.db").exists()  # nothing went to a local store
+
+    client = MlflowClient(server_uri)
+    experiment = client.get_experiment_by_name("reprogrid-test")
+    remote = {r.info.run_name: r for r in client.search_runs(
+        [experiment.experiment_id], "tags.`reprogrid.kind` = 'run'", max_results=1000)}
+    local = {r.info.run_name: r for r in grid_runs(grid)}
+    assert set(remote) == set(local) and all(r.info.status == "FINISHED" for r in remote.values())
+    for key, run in remote.items():
+        if run.data.tags["reprogrid.expect_bitwise"] == "true":
+            for name in ("init_weights", "weights", "predictions"):
+                tag = f"reprogrid.hash.{name}"
+                assert run.data.tags[tag] == local[key].data.tags[tag], (key, name)
+    assert {a.path for a in client.list_artifacts(remote["all_fixed/t1/r1"].info.run_id)} >= {
+        "run_config.json", "train.json", "env.json"}
+
+    environment = {**os.environ, "MLFLOW_TRACKING_URI": server_uri}
+    audit = subprocess.run([str(REPROGRID), "audit", "--experiment", "reprogrid-test"], capture_output=True,
+                           text=True, env=environment, cwd=tmp_path)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    replay = subprocess.run([str(REPROGRID), "replay", remote["all_fixed/t1/r2"].info.run_id], capture_output=True,
+                            text=True, env=environment, cwd=elsewhere)
+    assert replay.returncode == 0 and "verdict: bitwise" in replay.stdout, replay.stdout + replay.stderr
