@@ -19,6 +19,14 @@ include: "workflow/rules/compare.smk"
 include: "workflow/rules/audit.smk"
 
 
+# On a cluster these run where snakemake runs: a seed is cheaper than a job submission,
+# the audit only reads MLflow.
+localrules:
+    all,
+    seed,
+    audit,
+
+
 rule all:
     default_target: True
     input:

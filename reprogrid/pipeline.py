@@ -193,6 +193,8 @@ def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_jso
         tags["reprogrid.lib_mismatch"] = json.dumps(lib_mismatch)
     tags["reprogrid.task"] = split.task
     tags["reprogrid.workdir"] = os.getcwd()  # where relative data paths and own factories resolve
+    if os.environ.get("SLURM_JOB_ID"):  # which cluster job trained it
+        tags["reprogrid.slurm_job_id"] = os.environ["SLURM_JOB_ID"]
     if split.file:  # the file as read, beside the hash of what it yielded
         tags |= {"reprogrid.data.file_sha256": split.file["sha256"], "reprogrid.data.file_size": split.file["size"]}
     for earlier in tracking.abandoned_runs(client, tracked["experiment_id"], os.getcwd(), key):

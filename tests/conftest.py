@@ -1,6 +1,8 @@
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,49 @@ def grid_runs(workdir, key=None, kind="run"):
     if key:
         query += f" and tags.`reprogrid.run_key` = '{key}'"
     return client.search_runs([experiment.experiment_id], query, max_results=1000)
+
+
+# --- services started by tests/infra/ (PostgreSQL + MLflow server, SLURM) -------------
+
+def unavailable(reason: str):
+    """Skip, saying why; a failure where CI requires the services."""
+    if os.environ.get("REPROGRID_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"a service the test needs cannot start: {reason}")
+    pytest.skip(reason)
+
+
+def start_service(script: str, prefix: str) -> tuple[str, str, dict]:
+    """Run tests/infra/SCRIPT in a fresh state directory; return (state directory, the
+    NAME=VALUE it printed last, the environment it ran with)."""
+    if os.geteuid() != 0 and shutil.which("sudo") is None:
+        unavailable(f"{script} needs root or sudo")
+    state = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(state, 0o755)  # the daemons run as their own users
+    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    started = subprocess.run([str(REPO / "tests" / "infra" / script), state], capture_output=True, text=True,
+                             env=environment, timeout=600)
+    if started.returncode != 0 or "=" not in (started.stdout.strip().splitlines() or [""])[-1]:
+        subprocess.run([str(REPO / "tests" / "infra" / script), "stop", state], env=environment)
+        unavailable(f"{script} could not start: {started.stderr[-1500:]}")
+    return state, started.stdout.strip().splitlines()[-1], environment
+
+
+def stop_service(script: str, state: str, environment: dict) -> None:
+    subprocess.run([str(REPO / "tests" / "infra" / script), "stop", state], env=environment, timeout=120)
+    shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server_uri():
+    """An MLflow tracking server on PostgreSQL (tests/infra/start_mlflow_postgres.sh)."""
+    state, line, environment = start_service("start_mlflow_postgres.sh", "reprogrid-pg-")
+    yield line.split("=", 1)[1]
+    stop_service("start_mlflow_postgres.sh", state, environment)
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A single-node SLURM cluster (tests/infra/start_slurm.sh)."""
+    state, line, environment = start_service("start_slurm.sh", "reprogrid-slurm-")
+    yield line.split("=", 1)[1]
+    stop_service("start_slurm.sh", state, environment)

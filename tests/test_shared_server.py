@@ -3,43 +3,18 @@ tests/infra/start_mlflow_postgres.sh: the tiny grid logs to it over HTTP from
 concurrent jobs, with the same bits as locally, and audit and replay work against it."""
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, grid_runs, run_snakemake, tiny_config
+from conftest import grid_runs, run_snakemake, tiny_config
 
 pytestmark = pytest.mark.workflow
-START = REPO / "tests" / "infra" / "start_mlflow_postgres.sh"
 REPROGRID = Path(sys.executable).with_name("reprogrid")
-
-
-def unavailable(reason: str):
-    if os.environ.get("REPROGRID_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"the shared-server tests cannot run: {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def server_uri():
-    if os.geteuid() != 0 and shutil.which("sudo") is None:
-        unavailable("starting PostgreSQL needs root or sudo")
-    state = tempfile.mkdtemp(prefix="reprogrid-pg-")
-    os.chmod(state, 0o755)  # PostgreSQL runs as its own user
-    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    started = subprocess.run([str(START), state], capture_output=True, text=True, env=environment, timeout=600)
-    if started.returncode != 0 or "MLFLOW_TRACKING_URI=" not in started.stdout:
-        subprocess.run([str(START), "stop", state], env=environment)
-        unavailable(f"PostgreSQL and the MLflow server did not start: {started.stderr[-1500:]}")
-    yield started.stdout.strip().splitlines()[-1].split("=", 1)[1]
-    subprocess.run([str(START), "stop", state], env=environment, timeout=60)
-    shutil.rmtree(state, ignore_errors=True)
 
 
 def test_the_grid_logs_to_a_postgresql_server_with_the_same_bits(grid, server_uri, tmp_path):

@@ -90,6 +90,11 @@ def run_config(wildcards):
     )
 
 
+def libconf_gpus(wildcards):
+    """One GPU for a library configuration on CUDA (the SLURM executor asks for it)."""
+    return int(cfg.library_knobs(config, wildcards.libconf)["device"] == "cuda")
+
+
 def libconf_threads(wildcards):
     """Scheduling only: the run itself always uses its library configuration's threads."""
     return cfg.library_knobs(config, wildcards.libconf)["threads"]

@@ -10,6 +10,11 @@ rule evaluate:
     log:
         "results/logs/{setting}/{libconf}/r{replicate}/evaluate.log",
     threads: libconf_threads
+    resources:
+        # on a cluster: what the executor requests per job (profiles/slurm)
+        mem_mb=2000,
+        runtime=15,
+        gpu=libconf_gpus,
     params:
         tracking_file=json.dumps(TRACKING_FILE),
     shell:

@@ -9,6 +9,11 @@ rule train:
     log:
         "results/logs/{setting}/{libconf}/r{replicate}/train.log",
     threads: libconf_threads
+    resources:
+        # on a cluster: what the executor requests per job (profiles/slurm)
+        mem_mb=2000,
+        runtime=60,
+        gpu=libconf_gpus,
     params:
         run_config=run_config,
         workflow_dir=WORKFLOW_DIR,
