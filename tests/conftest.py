@@ -63,6 +63,8 @@ def grid(tmp_path_factory):
 def grid_runs(workdir, key=None, kind="run"):
     from mlflow.tracking import MlflowClient
 
+    fresh_database_connections()
+
     client = MlflowClient(f"sqlite:///{workdir}/results/mlflow.db")
     experiment = client.get_experiment_by_name("reprogrid-test")
     query = f"tags.`reprogrid.kind` = '{kind}'"
@@ -115,3 +117,15 @@ def slurm():
     state, line, environment = start_service("start_slurm.sh", "reprogrid-slurm-")
     yield line.split("=", 1)[1]
     stop_service("start_slurm.sh", state, environment)
+
+
+def fresh_database_connections() -> None:
+    """MLflow caches one store (and its pooled SQLite connections) per URI in this test
+    process; a pooled connection can keep reading the snapshot it began with while the
+    workflow's processes write. Closing them makes the next query see the store as it is."""
+    import gc
+
+    import sqlalchemy
+
+    for engine in [o for o in gc.get_objects() if isinstance(o, sqlalchemy.engine.Engine)]:
+        engine.dispose()
