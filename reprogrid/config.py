@@ -22,9 +22,12 @@ LIBRARY_DEFAULTS: dict[str, Any] = {
     "threads": 1,
     "interop_threads": 1,
     "deterministic_algorithms": False,
+    "warn_only": False,
     "cudnn_benchmark": False,
     "cudnn_deterministic": False,
+    "cudnn_allow_tf32": True,
     "matmul_precision": "highest",
+    "cublas_workspace_config": None,
     "dtype": "float32",
     "device": "cpu",
     "num_workers": 0,
@@ -329,7 +332,8 @@ def expect_rerun_bitwise(run_config: dict) -> bool:
     library = run_config["library"]
     if "augment" in drawn and library["num_workers"] == 0 and not library["seed_numpy_global"]:
         return False
-    if library["device"] == "cuda" and not library["deterministic_algorithms"]:
+    # on a GPU (or one `auto` may find), only deterministic algorithms make kernels repeat
+    if library["device"] in ("cuda", "auto") and not library["deterministic_algorithms"]:
         return False
     return True
 

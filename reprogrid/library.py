@@ -1,13 +1,16 @@
 """Apply a library configuration to torch and read back what actually took effect.
 
 A requested knob is not proof: `set_num_interop_threads` fails silently-ish once work
-has run, cuDNN flags are no-ops without cuDNN. So the effective state is read back from
-torch after applying, and that is what runs record.
+has run, cuDNN flags are no-ops without cuDNN, CUBLAS_WORKSPACE_CONFIG is read once,
+when cuBLAS starts. So the effective state is read back from torch after applying
+(with the GPU, driver, CUDA and cuDNN versions on CUDA), whether each environment
+variable was set before CUDA started is recorded, and that is what runs record.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
 
@@ -16,45 +19,122 @@ log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+# cuBLAS is deterministic only with a fixed workspace; PyTorch's docs name these two.
+DETERMINISTIC_CUBLAS_WORKSPACE = ":4096:8"
+_CUDA_ENV: dict[str, dict] = {}  # what apply_library set in this process, and when
+
+
+def resolve_device(knobs: dict) -> str:
+    """cpu or cuda: `auto` falls back to the CPU where torch sees no GPU."""
+    if knobs["device"] == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return knobs["device"]
+
+
+def cublas_workspace(knobs: dict) -> str | None:
+    """The CUBLAS_WORKSPACE_CONFIG a configuration needs: as asked, or, for deterministic
+    algorithms on CUDA (which refuse cuBLAS without it), PyTorch's recommended value."""
+    if knobs["cublas_workspace_config"]:
+        return knobs["cublas_workspace_config"]
+    if resolve_device(knobs) == "cuda" and knobs["deterministic_algorithms"]:
+        return DETERMINISTIC_CUBLAS_WORKSPACE
+    return None
+
+
+def set_cuda_environment(knobs: dict) -> None:
+    """Environment variables CUDA libraries read once at start-up: set them, and record
+    whether CUDA had already started in this process (then they may not take effect:
+    a recorded fact, not a silent no-op)."""
+    value = cublas_workspace(knobs)
+    if value is None:
+        return
+    started = torch.cuda.is_initialized()
+    if os.environ.get("CUBLAS_WORKSPACE_CONFIG") != value:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = value
+        _CUDA_ENV["CUBLAS_WORKSPACE_CONFIG"] = {"value": value, "set_before_cuda_started": not started}
+    else:
+        _CUDA_ENV.setdefault("CUBLAS_WORKSPACE_CONFIG", {"value": value, "set_before_cuda_started": True})
+    if started:
+        log.warning("CUBLAS_WORKSPACE_CONFIG=%s set after CUDA started in this process: cuBLAS may ignore it", value)
+
+
 def apply_library(knobs: dict) -> dict:
     """Set torch's global knobs from a resolved library configuration; return the effective state."""
+    set_cuda_environment(knobs)  # first: before anything below can start CUDA
     torch.set_num_threads(knobs["threads"])
     if torch.get_num_interop_threads() != knobs["interop_threads"]:
         try:
             torch.set_num_interop_threads(knobs["interop_threads"])
         except RuntimeError as error:  # only settable once per process, before inter-op work
             log.warning("interop_threads not applied: %s", error)
-    if torch.are_deterministic_algorithms_enabled() != knobs["deterministic_algorithms"]:
+    wanted = (knobs["deterministic_algorithms"], knobs["deterministic_algorithms"] and knobs["warn_only"])
+    if (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()) != wanted:
         # costly the first time (it imports torch._inductor): call it only for a change
-        torch.use_deterministic_algorithms(knobs["deterministic_algorithms"])
+        torch.use_deterministic_algorithms(wanted[0], warn_only=wanted[1])
     torch.backends.cudnn.benchmark = knobs["cudnn_benchmark"]
     torch.backends.cudnn.deterministic = knobs["cudnn_deterministic"]
-    torch.set_float32_matmul_precision(knobs["matmul_precision"])
+    torch.backends.cudnn.allow_tf32 = knobs["cudnn_allow_tf32"]
+    torch.set_float32_matmul_precision(knobs["matmul_precision"])  # "highest" turns matmul TF32 off
     return effective_library(knobs)
 
 
 def effective_library(knobs: dict) -> dict:
     """What torch reports now; knobs torch cannot report are echoed as applied."""
-    return {
+    device = resolve_device(knobs)
+    state = {
         "threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+        "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
         "matmul_precision": torch.get_float32_matmul_precision(),
+        "cuda_matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        "cuda_environment": dict(_CUDA_ENV),
         "dtype": knobs["dtype"],
-        "device": knobs["device"],
+        "device": device,
         "num_workers": knobs["num_workers"],
         "seed_workers": knobs["seed_workers"],
         "seed_python_random": knobs["seed_python_random"],
         "seed_numpy_global": knobs["seed_numpy_global"],
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
+    if device == "cuda":
+        state["cuda"] = cuda_details()
+    return state
+
+
+def cuda_details() -> dict:
+    """The GPU and the CUDA stack under it: part of the environment record and its hash."""
+    properties = torch.cuda.get_device_properties(torch.cuda.current_device())
+    return {
+        "gpu": properties.name,
+        "capability": f"{properties.major}.{properties.minor}",
+        "multiprocessors": properties.multi_processor_count,
+        "driver": _driver_version(),
+        "cuda_runtime": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+    }
+
+
+def _driver_version() -> str | None:
+    try:
+        import pynvml  # nvidia-ml-py, where installed
+
+        pynvml.nvmlInit()
+        version = pynvml.nvmlSystemGetDriverVersion()
+        return version.decode() if isinstance(version, bytes) else version
+    except Exception:  # noqa: BLE001 - no NVML here: say so rather than fail the run
+        return None
 
 
 def mismatches(knobs: dict, effective: dict) -> dict:
-    """Knobs whose effective value differs from the requested one: {knob: [asked, got]}."""
-    return {k: [v, effective[k]] for k, v in knobs.items() if effective.get(k) != v}
+    """Knobs whose effective value differs from the requested one: {knob: [asked, got]}.
+    `device: auto` resolved to the CPU, or a cuBLAS workspace set for deterministic
+    algorithms, show up here: recorded, not hidden."""
+    return {k: [v, effective[k]] for k, v in knobs.items() if k in effective and effective[k] != v}
 
 
 def torch_dtype(knobs: dict) -> torch.dtype:
@@ -62,4 +142,4 @@ def torch_dtype(knobs: dict) -> torch.dtype:
 
 
 def torch_device(knobs: dict) -> torch.device:
-    return torch.device(knobs["device"])
+    return torch.device(resolve_device(knobs))

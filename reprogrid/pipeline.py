@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import reprogrid
@@ -147,6 +148,18 @@ def run_tags(run_config: dict, kind: str = "run") -> dict:
     }
 
 
+def logged_warnings(caught) -> list[str]:
+    """Warnings raised while training, each logged once; those about determinism
+    (PyTorch's warn_only mode names the operation) are returned for the record."""
+    seen = []
+    for warning in caught:
+        message = str(warning.message)
+        if message not in seen:
+            seen.append(message)
+            log.warning("%s: %s", warning.category.__name__, message)
+    return [m for m in seen if "determinist" in m.lower()]
+
+
 def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_json_path,
               workflow_dir: str | Path | None = None, kind: str = "run", extra_tags: dict | None = None) -> dict:
     """Train one grid run, save model.pt and train.json, open its MLflow run (tagged
@@ -168,7 +181,10 @@ def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_jso
     effective = apply_library(run_config["library"])
     env = environment_record(effective)
     split = load_split(run_config["dataset"], seeds["split"])
-    result = train_model(run_config, seeds, split)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train_model(run_config, seeds, split)
+    determinism_warnings = logged_warnings(caught)
     hashes = {
         "data": data_digest(split.x_train, split.y_train, split.x_test, split.y_test),
         # after training: every factory the run uses has been imported by now
@@ -193,6 +209,8 @@ def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_jso
         tags["reprogrid.lib_mismatch"] = json.dumps(lib_mismatch)
     tags["reprogrid.task"] = split.task
     tags["reprogrid.workdir"] = os.getcwd()  # where relative data paths and own factories resolve
+    if determinism_warnings:  # warn_only: operations that ran without a deterministic kernel
+        tags["reprogrid.determinism_warnings"] = len(determinism_warnings)
     if os.environ.get("SLURM_JOB_ID"):  # which cluster job trained it
         tags["reprogrid.slurm_job_id"] = os.environ["SLURM_JOB_ID"]
     if split.file:  # the file as read, beside the hash of what it yielded
@@ -223,6 +241,7 @@ def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_jso
         "seed_modes": run_config["seed_modes"],
         "expect_bitwise": cfg.expect_bitwise(run_config),
         "ulp_nudge": result.ulp_nudge,
+        "determinism_warnings": determinism_warnings,
         "task": split.task,
         "data_file": split.file,
         "hashes": hashes,
