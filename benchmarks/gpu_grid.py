@@ -34,6 +34,7 @@ def one_run(config_path: str, setting: str, libconf: str, replicate: int) -> dic
     from reprogrid.evaluate import evaluate_model
     from reprogrid.hashing import canonical_json, predictions_digest, text_digest, weights_digest
     from reprogrid.library import apply_library
+    from reprogrid.pipeline import logged_warnings
     from reprogrid.seeds import derive_seeds, draw_unseeded
     from reprogrid.train import train_model
 
@@ -53,7 +54,7 @@ def one_run(config_path: str, setting: str, libconf: str, replicate: int) -> dic
         "weights": weights_digest(result.model.state_dict()), "predictions": predictions_digest(logits, labels),
         "epochs": [e["weights"] for e in result.epochs], "env_hash": text_digest(canonical_json(env)),
         "library": effective,
-        "warnings": sorted({str(w.message).splitlines()[0] for w in caught if "determinist" in str(w.message).lower()}),
+        "warnings": logged_warnings(caught),
     }
 
 

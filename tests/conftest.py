@@ -29,6 +29,17 @@ def tiny_config(**overrides) -> dict:
     return config
 
 
+def config_with(path: str, value) -> dict:
+    """The tiny config with one dotted key (`training.epochs`) set to `value`."""
+    config = tiny_config()
+    *parents, last = path.split(".")
+    node = config
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return config
+
+
 def run_snakemake(workdir: Path, *args: str, config: dict | None = None, env=None, timeout=600):
     """Run the real workflow in `workdir`, as a user would from a clone."""
     if config is not None:

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
-from conftest import run_snakemake, tiny_config
+from conftest import config_with, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -49,16 +49,6 @@ CASES = [
 ]
 
 
-def with_change(path: str, value) -> dict:
-    config = tiny_config()
-    *parents, last = path.split(".")
-    node = config
-    for key in parents:
-        node = node[key]
-    node[last] = value
-    return config
-
-
 def snapshot(workdir) -> dict:
     """Every file under results/ with its size and modification time."""
     return {str(p.relative_to(workdir)): (p.stat().st_size, p.stat().st_mtime_ns)
@@ -82,7 +72,7 @@ def test_malformed_configs_stop_fast_name_the_key_and_write_nothing(recorded):
     def attempt(number_and_case):
         number, (path, value, key) = number_and_case
         name = f"bad{number}.yaml"
-        (recorded / name).write_text(yaml.safe_dump(with_change(path, value)))
+        (recorded / name).write_text(yaml.safe_dump(config_with(path, value)))
         started = time.monotonic()
         done = run_snakemake(recorded, "--cores", "2", "--configfile", name)
         return key, done, time.monotonic() - started

@@ -5,7 +5,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from conftest import REPO, tiny_config
+from conftest import REPO, config_with, tiny_config
 from reprogrid import config as cfg
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -19,16 +19,6 @@ def validated(config: dict) -> dict:
     except WorkflowError as error:
         raise cfg.ConfigError("?", cfg.schema_error_message(error.__context__)) from None
     cfg.check_config(config)
-    return config
-
-
-def with_change(path: str, value):
-    config = tiny_config()
-    *parents, last = path.split(".")
-    node = config
-    for key in parents:
-        node = node[key]
-    node[last] = value
     return config
 
 
@@ -63,7 +53,7 @@ def with_change(path: str, value):
 ])
 def test_bad_configs_name_the_key(path, value, key, words):
     with pytest.raises(cfg.ConfigError) as raised:
-        validated(with_change(path, value))
+        validated(config_with(path, value))
     message = str(raised.value)
     assert f"config key {key}:" in message
     assert words in message
@@ -87,7 +77,7 @@ def test_schema_defaults_agree_with_the_package():
 
 def test_training_keys_at_their_defaults_leave_the_config_hash_alone():
     plain = cfg.resolve_run_config(tiny_config(), "init", "t1", 1)
-    config = with_change("training.loss", "auto")
+    config = config_with("training.loss", "auto")
     config["training"]["lr_schedule"] = "none"
     assert cfg.resolve_run_config(config, "init", "t1", 1) == plain
     config["training"] |= {"lr_schedule": "step", "gamma": 0.5}
