@@ -23,11 +23,17 @@ def knobs(**changes) -> dict:
 
 @pytest.fixture
 def restored(monkeypatch):
-    """apply_library changes process-wide state: put it back afterwards."""
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    """apply_library changes process-wide state (torch flags, os.environ): put it back,
+    or later tests' workflow runs inherit CUBLAS_WORKSPACE_CONFIG and hash differently."""
+    import os
+
+    before = os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
     monkeypatch.setattr(library, "_CUDA_ENV", {})
     yield
     library.apply_library(knobs())
+    os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    if before is not None:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = before
 
 
 def test_auto_falls_back_to_the_cpu_and_records_it(restored):
