@@ -18,7 +18,6 @@ import statistics
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,9 +33,8 @@ def one_run(config_path: str, setting: str, libconf: str, replicate: int) -> dic
     from reprogrid.evaluate import evaluate_model
     from reprogrid.hashing import canonical_json, predictions_digest, text_digest, weights_digest
     from reprogrid.library import apply_library
-    from reprogrid.pipeline import logged_warnings
+    from reprogrid.pipeline import train_with_warnings
     from reprogrid.seeds import derive_seeds, draw_unseeded
-    from reprogrid.train import train_model
 
     config = yaml.safe_load(Path(config_path).read_text())
     run_config = resolve_run_config(config, setting, libconf, replicate)
@@ -44,9 +42,7 @@ def one_run(config_path: str, setting: str, libconf: str, replicate: int) -> dic
     effective = apply_library(run_config["library"])
     env = environment_record(effective)
     split = load_split(run_config["dataset"], seeds["split"])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = train_model(run_config, seeds, split)
+    result, determinism_warnings = train_with_warnings(run_config, seeds, split)
     metrics, logits, labels = evaluate_model(result.model, run_config, split)
     return {
         "libconf": libconf, "replicate": replicate, "train_seconds": result.train_seconds,
@@ -54,7 +50,7 @@ def one_run(config_path: str, setting: str, libconf: str, replicate: int) -> dic
         "weights": weights_digest(result.model.state_dict()), "predictions": predictions_digest(logits, labels),
         "epochs": [e["weights"] for e in result.epochs], "env_hash": text_digest(canonical_json(env)),
         "library": effective,
-        "warnings": logged_warnings(caught),
+        "warnings": determinism_warnings,
     }
 
 

@@ -160,6 +160,17 @@ def logged_warnings(caught) -> list[str]:
     return [m for m in seen if "determinist" in m.lower()]
 
 
+def train_with_warnings(run_config: dict, seeds: dict, split):
+    """train_model, with the warnings it raised logged and those about determinism
+    returned: (TrainResult, determinism warnings)."""
+    from reprogrid.train import train_model
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train_model(run_config, seeds, split)
+    return result, logged_warnings(caught)
+
+
 def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_json_path,
               workflow_dir: str | Path | None = None, kind: str = "run", extra_tags: dict | None = None) -> dict:
     """Train one grid run, save model.pt and train.json, open its MLflow run (tagged
@@ -171,7 +182,6 @@ def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_jso
     from reprogrid.env import environment_record
     from reprogrid.hashing import canonical_json, text_digest, weights_digest
     from reprogrid.library import apply_library, mismatches
-    from reprogrid.train import train_model
     from reprogrid.user import factory_source_files, factory_specs
 
     start_ms = tracking.now_ms()
@@ -181,10 +191,7 @@ def run_train(run_config: dict, seeds_path, tracking_path, model_path, train_jso
     effective = apply_library(run_config["library"])
     env = environment_record(effective)
     split = load_split(run_config["dataset"], seeds["split"])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = train_model(run_config, seeds, split)
-    determinism_warnings = logged_warnings(caught)
+    result, determinism_warnings = train_with_warnings(run_config, seeds, split)
     hashes = {
         "data": data_digest(split.x_train, split.y_train, split.x_test, split.y_test),
         # after training: every factory the run uses has been imported by now
