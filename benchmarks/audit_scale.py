@@ -40,7 +40,7 @@ def fill(uri: str, experiment_id: str, keys: list[tuple[str, str, int]]) -> None
             "reprogrid.hash.init_weights": "init-same" if fixed else f"init-{key}",
             **{f"reprogrid.hash.{h}": f"{h}-{variant}" for h in ("weights", "predictions")},
             "reprogrid.hash.config": f"config-{key}", "reprogrid.hash.code": "code",
-            "reprogrid.hash.env": f"env-{libconf}", "reprogrid.hash.data": "data",
+            "reprogrid.hash.env": "env", "reprogrid.hash.library": f"library-{libconf}", "reprogrid.hash.data": "data",
         }
         params = {f"seed.{s}": 1 for s in SOURCES} | {f"seed_mode.{s}": "fixed" for s in SOURCES}
         params |= {f"lib.knob{i}": i for i in range(12)} | {"dataset.name": "digits", "dataset.test_fraction": 0.2}
@@ -57,7 +57,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
     args = parser.parse_args()
-    from reprogrid.pipeline import prepare_tracking, read_json
+    from reprogrid.records import read_json
+    from reprogrid.steps.setup import prepare_tracking
 
     replicates = max(1, args.runs // (SETTINGS * LIBCONFS))
     keys = [(f"s{s}", f"l{lc}", r) for s in range(SETTINGS) for lc in range(LIBCONFS) for r in range(1, replicates + 1)]

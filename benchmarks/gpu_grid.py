@@ -29,18 +29,18 @@ def one_run(config_path: str, setting: str, libconf: str, replicate: int) -> dic
 
     from reprogrid.config import resolve_run_config
     from reprogrid.data import load_split
-    from reprogrid.env import environment_record
+    from reprogrid.env import environment_record, record_digest
     from reprogrid.evaluate import evaluate_model
-    from reprogrid.hashing import canonical_json, predictions_digest, text_digest, weights_digest
+    from reprogrid.hashing import predictions_digest, weights_digest
     from reprogrid.library import apply_library
-    from reprogrid.pipeline import train_with_warnings
     from reprogrid.seeds import derive_seeds, draw_unseeded
+    from reprogrid.steps.train import train_with_warnings
 
     config = yaml.safe_load(Path(config_path).read_text())
     run_config = resolve_run_config(config, setting, libconf, replicate)
     seeds = draw_unseeded(derive_seeds(config["root_seed"], run_config["seed_modes"], replicate))
     effective = apply_library(run_config["library"])
-    env = environment_record(effective)
+    env = environment_record()
     split = load_split(run_config["dataset"], seeds["split"])
     result, determinism_warnings = train_with_warnings(run_config, seeds, split)
     metrics, logits, labels = evaluate_model(result.model, run_config, split)
@@ -48,18 +48,18 @@ def one_run(config_path: str, setting: str, libconf: str, replicate: int) -> dic
         "libconf": libconf, "replicate": replicate, "train_seconds": result.train_seconds,
         "test_accuracy": metrics.get("test_accuracy"), "init_weights": result.init_weights,
         "weights": weights_digest(result.model.state_dict()), "predictions": predictions_digest(logits, labels),
-        "epochs": [e["weights"] for e in result.epochs], "env_hash": text_digest(canonical_json(env)),
+        "epochs": [e["weights"] for e in result.epochs], "env_hash": record_digest(env),
         "library": effective,
         "warnings": determinism_warnings,
     }
 
 
 def first_parting(runs: list[dict]) -> int | None:
-    epochs = []
-    for a, b in itertools.combinations(runs, 2):
-        if a["init_weights"] != b["init_weights"]:
-            return 0
-        epochs += [n for n, (x, y) in enumerate(zip(a["epochs"], b["epochs"]), start=1) if x != y][:1]
+    from reprogrid.divergence import first_divergent_epoch
+
+    epochs = [first_divergent_epoch(a["init_weights"], a["epochs"], b["init_weights"], b["epochs"])
+              for a, b in itertools.combinations(runs, 2)]
+    epochs = [e for e in epochs if e is not None]
     return min(epochs) if epochs else None
 
 

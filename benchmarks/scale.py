@@ -157,7 +157,7 @@ def write_synthetic_runs(root: Path, runs: int) -> list[str]:
 
 COMPARE = """
 import json, sys
-from reprogrid.pipeline import run_compare
+from reprogrid.steps.compare import run_compare
 run_dirs = json.load(open(sys.argv[1]))
 out = sys.argv[2]
 run_compare(run_dirs, sys.argv[3], f"{out}/summary.csv", f"{out}/pairs.csv", f"{out}/report.html")
@@ -165,7 +165,7 @@ run_compare(run_dirs, sys.argv[3], f"{out}/summary.csv", f"{out}/pairs.csv", f"{
 
 
 def compare(runs: int, scratch: Path) -> dict:
-    from reprogrid.pipeline import prepare_tracking
+    from reprogrid.steps.setup import prepare_tracking
 
     run_dirs = write_synthetic_runs(scratch / "runs", runs)
     (scratch / "run_dirs.json").write_text(json.dumps(run_dirs))

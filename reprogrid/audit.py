@@ -3,7 +3,7 @@ complete; are the cells predicted bitwise-reproducible actually so; do repeated
 attempts at one run agree; did code, environment or data drift inside the experiment.
 
 Works on plain run records (see `tracking.grid_records`), so it is tested without a
-store; `pipeline.run_audit` feeds it from MLflow.
+store; `steps.audit.run_audit` feeds it from MLflow.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from reprogrid.config import SOURCES
+from reprogrid.divergence import first_divergent_epoch
 
-HASHES = ("data", "code", "config", "env", "init_weights", "weights", "predictions")
+HASHES = ("data", "code", "config", "env", "library", "init_weights", "weights", "predictions")
 FINISHED, RUNNING = "FINISHED", "RUNNING"
 
 
@@ -82,18 +83,11 @@ def current_runs(records: list[RunRecord]) -> dict[str, RunRecord]:
     return current
 
 
-def first_divergence(a: list[str], b: list[str]) -> int | None:
-    for epoch, (x, y) in enumerate(zip(a, b), start=1):
-        if x != y:
-            return epoch
-    return None if len(a) == len(b) else min(len(a), len(b)) + 1
-
-
 def divergence_epoch(a: RunRecord, b: RunRecord, fingerprints: Callable[[str], list[str]]) -> int | None:
     """0 when the initial weights already differ, else the first epoch whose weights differ."""
     if a.hash("init_weights") != b.hash("init_weights"):
         return 0
-    return first_divergence(fingerprints(a.run_id), fingerprints(b.run_id))
+    return first_divergent_epoch("", fingerprints(a.run_id), "", fingerprints(b.run_id))
 
 
 def audit(experiment: str, records: list[RunRecord], grid: dict | None,
@@ -132,7 +126,7 @@ def _check_presence(report, grid_runs, current, expected):
     for record in grid_runs:
         if record.status == RUNNING:
             report.violation("running", f"{record.key or record.run_id}: MLflow run {record.run_id} "
-                             "is still RUNNING (its job died or is still going)",
+                             "is still RUNNING (its recorder died while writing it, or is writing it now)",
                              key=record.key, run_id=record.run_id)
 
 
@@ -230,8 +224,11 @@ def _check_drift(report, runs):
                 report.violation("drift", f"{len(values)} different {what} hashes{label(group)}: {parts}",
                                  hash=what)
 
+    # env: the machine and software, the same for every run of one experiment; library:
+    # the effective library state, the same for every run of one library configuration
     drift("code", lambda r: "", lambda g: " in one experiment")
-    drift("env", lambda r: r.cell[1], lambda g: f" under library configuration {g}")
+    drift("env", lambda r: "", lambda g: " (machines or installs) in one experiment")
+    drift("library", lambda r: r.cell[1], lambda g: f" (effective library states) under library configuration {g}")
     drift("data", lambda r: (r.params.get("dataset.name"), r.params.get("dataset.test_fraction"),
                              r.params.get("seed.split")),
           lambda g: f" for dataset {g[0]} with split seed {g[2]}")

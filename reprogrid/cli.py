@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from reprogrid.config import DEFAULT_TRACKING_URI, credential_free
+from reprogrid.tracking_uri import DEFAULT_TRACKING_URI, credential_free
 
 
 def default_tracking_uri() -> str:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def audit(args) -> int:
     from reprogrid import audit as auditing
-    from reprogrid.pipeline import run_audit
+    from reprogrid.steps.audit import run_audit
 
     report = run_audit(args.tracking_uri, args.experiment, args.json)
     print(auditing.render(report, args.tracking_uri))

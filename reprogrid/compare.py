@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reprogrid import stats
-from reprogrid.config import varied_sources
+from reprogrid import divergence, stats
 from reprogrid.hashing import file_digest
+from reprogrid.prediction import varied_sources
 from reprogrid.records import IntegrityError, read_sealed
 
 BEST_OF = (2, 5, 10)
@@ -114,16 +114,7 @@ def load_run(run_dir: str | Path) -> RunResult:
 
 
 def first_divergent_epoch(a: RunResult, b: RunResult) -> int | None:
-    """0 if the initial weights differ, else the first epoch whose fingerprint differs;
-    None if the two runs never part."""
-    if a.init_weights != b.init_weights:
-        return 0
-    for epoch, (fa, fb) in enumerate(zip(a.fingerprints, b.fingerprints), start=1):
-        if fa != fb:
-            return epoch
-    if len(a.fingerprints) != len(b.fingerprints):
-        return min(len(a.fingerprints), len(b.fingerprints)) + 1
-    return None
+    return divergence.first_divergent_epoch(a.init_weights, a.fingerprints, b.init_weights, b.fingerprints)
 
 
 @dataclass

@@ -1,15 +1,16 @@
-"""The experiment config: its vocabulary, defaults, the checks a JSON Schema cannot
-express, and the resolution of one grid run's complete config.
+"""The experiment config: its vocabulary, the checks a JSON Schema cannot express, and
+the resolution of one grid run's complete config.
 
-Types and ranges are checked by `workflow/schemas/config.schema.yaml` first; the checks
-here assume a schema-valid dict. Nothing here imports torch, so validating a config and
-`snakemake -n` stay cheap.
+Types, ranges and defaults are `workflow/schemas/config.schema.yaml`'s; the checks here
+assume a schema-valid dict. Pure: no files read, no environment changed, nothing heavy
+imported, so validating a config and `snakemake -n` stay cheap. What the tool predicts
+from a run config is `reprogrid.prediction`; where runs are recorded,
+`reprogrid.tracking_uri`; the data file and the device, `reprogrid.steps.preflight`.
 """
 
 from __future__ import annotations
 
 import copy
-import os
 import re
 from typing import Any
 
@@ -64,7 +65,6 @@ SCHEDULE_DEFAULTS: dict[str, dict[str, Any]] = {
 LOSSES = ("auto", "cross_entropy", "mse")  # or a factory "pkg.mod:fn"; auto: by the task
 TRAINING_DEFAULTS = {"epochs": 15, "batch_size": 32, "optimizer": "sgd"}
 AUGMENT_DEFAULTS = {"noise_std": 0.0}
-DEFAULT_TRACKING_URI = "sqlite:///results/mlflow.db"
 
 # Names become directory names and Snakemake wildcards: keep them to one safe component.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -150,8 +150,6 @@ def check_config(config: dict) -> None:
                     f"unknown knob; knobs are {', '.join(LIBRARY_DEFAULTS)}",
                 )
     _check_cells(config)
-    _check_device(config)
-    _check_dataset_file(config["dataset"])
     reference = config.get("reference_libconf")
     if reference is not None and reference not in config["library_configs"]:
         raise ConfigError("reference_libconf", f"unknown library configuration {reference!r}")
@@ -173,37 +171,6 @@ def _check_cells(config: dict) -> None:
         if (setting, libconf) in seen:
             raise ConfigError(f"cells[{i}]", f"[{setting}, {libconf}] is listed twice")
         seen.add((setting, libconf))
-
-
-def _check_dataset_file(dataset: dict) -> None:
-    """A file dataset is read now (cheap next to a grid): missing, empty, unreadable or
-    without its target column, it stops the workflow before any job."""
-    if "path" not in dataset:
-        return
-    from pathlib import Path
-
-    from reprogrid.user import detect_task, read_table
-
-    if dataset["path"].lower().endswith(".csv") and "target" not in dataset:
-        raise ConfigError("dataset.target", "name the CSV column that holds the label or value to predict")
-    _, target = read_table(Path(dataset["path"]), dataset.get("target"), "dataset.path")
-    detect_task(dataset.get("task", "auto"), target, "dataset.task")
-
-
-def _check_device(config: dict) -> None:
-    wants_cuda = [
-        name for name, knobs in config["library_configs"].items()
-        if (knobs or {}).get("device") == "cuda"
-    ]
-    if not wants_cuda:
-        return
-    import torch  # only paid for when a config asks for CUDA
-
-    if not torch.cuda.is_available():
-        raise ConfigError(
-            f"library_configs.{wants_cuda[0]}.device",
-            "asks for cuda, but torch sees no CUDA device on this machine; use device: cpu",
-        )
 
 
 def grid_cells(config: dict) -> list[tuple[str, str]]:
@@ -312,53 +279,6 @@ def uses_own_code(config: dict) -> bool:
             or ":" in str(config.get("training", {}).get("loss", "")))
 
 
-def expect_bitwise(run_config: dict) -> bool:
-    """The tool's prediction that every replicate of this run's cell is bit-identical.
-
-    True when no source the run draws from varies or is left unseeded, every generator
-    those sources feed is seeded (NumPy's global one when augmentation is on and runs in
-    the main process), and on CUDA deterministic algorithms are on.
-    """
-    return expect_rerun_bitwise(run_config) and not varied_sources(run_config)
-
-
-def expect_rerun_bitwise(run_config: dict) -> bool:
-    """The prediction that running this same run again (same replicate, same seeds)
-    gives the same bits: the cell-level prediction, except that varied sources are
-    allowed (a rerun draws their same seeds again)."""
-    drawn = active_sources(run_config)
-    if any(run_config["seed_modes"][source] == "unseeded" for source in drawn):
-        return False
-    library = run_config["library"]
-    if "augment" in drawn and library["num_workers"] == 0 and not library["seed_numpy_global"]:
-        return False
-    # on a GPU (or one `auto` may find), only deterministic algorithms make kernels repeat
-    if library["device"] in ("cuda", "auto") and not library["deterministic_algorithms"]:
-        return False
-    return True
-
-
-def active_sources(run_config: dict) -> list[str]:
-    """The sources this run actually draws from; the others' modes cannot matter."""
-    drawn = {
-        "split": True,  # a dataset factory runs with the global generators seeded by it
-        "init": True,
-        "order": True,
-        # a factory model's dropout cannot be seen from the config: assume it draws
-        "dropout": run_config["model"].get("dropout", 1.0) > 0,
-        "augment": run_config["augment"]["noise_std"] > 0,
-        "sampling": run_config["model"].get("name") == "vae",
-        "ulp": True,
-    }
-    return [source for source in SOURCES if drawn[source]]
-
-
-def varied_sources(run_config: dict) -> list[str]:
-    """Active sources whose draws differ between replicates (varied or unseeded)."""
-    modes = run_config["seed_modes"]
-    return [s for s in active_sources(run_config) if modes[s] in ("vary", "unseeded")]
-
-
 def reference_libconf(config: dict) -> str:
     """The library configuration others are measured against (cost of determinism,
     implementation effects): `reference_libconf`, else the first one."""
@@ -369,33 +289,3 @@ def grid_record(config: dict) -> dict:
     """What the grid expects, recorded with the experiment so an audit can tell which
     runs are missing from MLflow alone."""
     return {"cells": [list(cell) for cell in grid_cells(config)], "replicates": config["replicates"]}
-
-
-def tracking_uri(config: dict) -> str:
-    """MLFLOW_TRACKING_URI wins over the config's `tracking_uri`. Credentials in it are
-    moved to the environment (see `credential_free`)."""
-    return credential_free(
-        os.environ.get("MLFLOW_TRACKING_URI")
-        or config.get("tracking_uri")
-        or DEFAULT_TRACKING_URI
-    )
-
-
-def credential_free(uri: str) -> str:
-    """The URI without `user:password@`, which go to MLFLOW_TRACKING_USERNAME and
-    MLFLOW_TRACKING_PASSWORD (MLflow's own way to authenticate, inherited by every job):
-    the URI is written to results/tracking.json, logs and reports, a password must not be."""
-    from urllib.parse import unquote, urlsplit, urlunsplit
-
-    parts = urlsplit(uri)
-    if parts.username is None and parts.password is None:
-        return uri
-    if parts.username:
-        os.environ.setdefault("MLFLOW_TRACKING_USERNAME", unquote(parts.username))
-    if parts.password:
-        os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", unquote(parts.password))
-    host = parts.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -1,34 +1,22 @@
-"""The environment record: what, besides code, config and data, decides a run's bits.
+"""The environment record: the machine and the software a run executed on.
 
-Software versions, platform, CPU, torch's build flags, the numerics-relevant
-environment variables and the effective library state. Its canonical JSON is hashed
-(`reprogrid.hash.env`) and logged whole. The host name is left out on purpose (two
-identical machines should agree), and so is anything that looks like a secret.
+Python and package versions, platform, CPU, torch's build flags and, where torch sees
+one, the GPU with its driver, CUDA and cuDNN versions. Nothing per job (no device
+index, no paths, no environment variables) and no library knob: two runs on one
+machine with one install share it, whatever their library configuration. Its
+canonical JSON is hashed (`reprogrid.hash.env`) and logged whole (`env.json`). The
+host name is left out on purpose: two identical machines should agree. What a job set
+(threads, flags, numerics variables) is the library record's (`reprogrid.library`).
 """
 
 from __future__ import annotations
 
 import os
 import platform
-import re
 import sys
 from importlib import metadata
 
-# Only variables that can change numerics or threading are recorded.
-RECORDED_ENV_PREFIXES = (
-    "OMP_", "MKL_", "KMP_", "OPENBLAS_", "GOTO_", "BLIS_", "VECLIB_", "ONEDNN_", "DNNL_",
-    "CUBLAS_", "CUDA_", "CUDNN_", "NVIDIA_TF32", "PYTORCH_", "TORCH_", "PYTHONHASHSEED",
-)
-SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|PASSWD|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
-
-
-def recorded_env_vars(environ: dict | None = None) -> dict[str, str]:
-    environ = os.environ if environ is None else environ
-    return {
-        name: value
-        for name, value in sorted(environ.items())
-        if name.startswith(RECORDED_ENV_PREFIXES) and not SECRET_NAME.search(name)
-    }
+from reprogrid.hashing import canonical_json, text_digest
 
 
 def cpu_model() -> str:
@@ -49,26 +37,11 @@ def package_version(name: str) -> str | None:
         return None
 
 
-def restore_recorded_env_vars(recorded: dict[str, str]) -> dict[str, str | None]:
-    """Make this process's numerics-relevant variables exactly those of a recorded run
-    (set what it had, unset what it did not). Snakemake, for one, sets OMP_NUM_THREADS
-    and its kin to each job's threads. Returns {name: value set, or None if unset}.
-    Effective only before torch is imported: it reads some of them once."""
-    changes: dict[str, str | None] = {}
-    for name in set(recorded_env_vars()) | set(recorded):
-        if name in recorded and os.environ.get(name) != recorded[name]:
-            os.environ[name] = changes[name] = recorded[name]
-        elif name not in recorded:
-            del os.environ[name]
-            changes[name] = None
-    return changes
-
-
-def environment_record(effective_library: dict) -> dict:
+def environment_record() -> dict:
     import numpy as np
     import torch
 
-    return {
+    record = {
         "python": sys.version.split()[0],
         "python_implementation": platform.python_implementation(),
         "packages": {
@@ -81,7 +54,42 @@ def environment_record(effective_library: dict) -> dict:
         "machine": platform.machine(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_build": torch.__config__.show(),
-        "env_vars": recorded_env_vars(),
-        "library": effective_library,
     }
+    if torch.cuda.is_available():
+        record["gpu"] = gpu_details()
+    return record
+
+
+def gpu_details() -> dict:
+    """The GPU (the first visible one: a job's device index is not the machine's) and the
+    CUDA stack under it."""
+    import torch
+
+    properties = torch.cuda.get_device_properties(0)
+    return {
+        "gpu": properties.name,
+        "count": torch.cuda.device_count(),
+        "capability": f"{properties.major}.{properties.minor}",
+        "multiprocessors": properties.multi_processor_count,
+        "driver": _driver_version(),
+        "cuda_runtime": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+    }
+
+
+def _driver_version() -> str | None:
+    try:
+        import pynvml  # nvidia-ml-py, where installed
+
+        pynvml.nvmlInit()
+        version = pynvml.nvmlSystemGetDriverVersion()
+        return version.decode() if isinstance(version, bytes) else version
+    except Exception:  # noqa: BLE001 - no NVML here: say so rather than fail the run
+        return None
+
+
+def record_digest(record: dict) -> str:
+    """The hash of an environment or library record: sha256 of its canonical JSON."""
+    return text_digest(canonical_json(record))

@@ -2,9 +2,11 @@
 
 A requested knob is not proof: `set_num_interop_threads` fails silently-ish once work
 has run, cuDNN flags are no-ops without cuDNN, CUBLAS_WORKSPACE_CONFIG is read once,
-when cuBLAS starts. So the effective state is read back from torch after applying
-(with the GPU, driver, CUDA and cuDNN versions on CUDA), whether each environment
-variable was set before CUDA started is recorded, and that is what runs record.
+when cuBLAS starts, and native thread pools (OpenMP, BLAS) size themselves when they
+load. So the effective state is read back inside the process that trains, after
+applying: torch's flags, the thread pools as threadpoolctl finds them, the numerics
+environment variables, whether each CUDA variable was set before CUDA started. That
+record is the run's library record; its hash is `reprogrid.hash.library`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import logging
 import os
 
 import torch
+
+from reprogrid.envvars import recorded_env_vars
 
 log = logging.getLogger(__name__)
 
@@ -99,35 +103,21 @@ def effective_library(knobs: dict) -> dict:
         "seed_workers": knobs["seed_workers"],
         "seed_python_random": knobs["seed_python_random"],
         "seed_numpy_global": knobs["seed_numpy_global"],
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "thread_pools": thread_pools(),
+        "env_vars": recorded_env_vars(),
     }
-    if device == "cuda":
-        state["cuda"] = cuda_details()
     return state
 
 
-def cuda_details() -> dict:
-    """The GPU and the CUDA stack under it: part of the environment record and its hash."""
-    properties = torch.cuda.get_device_properties(torch.cuda.current_device())
-    return {
-        "gpu": properties.name,
-        "capability": f"{properties.major}.{properties.minor}",
-        "multiprocessors": properties.multi_processor_count,
-        "driver": _driver_version(),
-        "cuda_runtime": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-    }
+def thread_pools() -> list[dict]:
+    """The native thread pools loaded in this process, as threadpoolctl reads them from
+    the libraries themselves (OpenMP runtimes, BLAS): what they run with, not what
+    anybody asked for. File paths are left out: they name an install, not a setting."""
+    from threadpoolctl import threadpool_info
 
-
-def _driver_version() -> str | None:
-    try:
-        import pynvml  # nvidia-ml-py, where installed
-
-        pynvml.nvmlInit()
-        version = pynvml.nvmlSystemGetDriverVersion()
-        return version.decode() if isinstance(version, bytes) else version
-    except Exception:  # noqa: BLE001 - no NVML here: say so rather than fail the run
-        return None
+    keys = ("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer", "architecture")
+    pools = [{k: pool[k] for k in keys if k in pool} for pool in threadpool_info()]
+    return sorted(pools, key=lambda p: (p["user_api"], p["prefix"], str(p.get("version"))))
 
 
 def mismatches(knobs: dict, effective: dict) -> dict:

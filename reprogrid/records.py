@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from reprogrid.hashing import canonical_json, text_digest
@@ -21,12 +22,20 @@ class IntegrityError(RuntimeError):
     """A file's content is not what the step that wrote it recorded."""
 
 
-def write_json(path: str | Path, document: dict) -> None:
+def write_atomically(path: str | Path, write: Callable[[Path], object]) -> None:
+    """`write(partial)` a sibling file, then rename it onto `path`: readers (and a job
+    killed half-way) see the old file or the whole new one, never a part. The partial
+    keeps the suffix, for writers that insist on it (np.save, np.savez)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+    partial = path.with_name(f"{path.stem}.partial{path.suffix}")
+    write(partial)
     os.replace(partial, path)
+
+
+def write_json(path: str | Path, document: dict) -> None:
+    text = json.dumps(document, indent=1, sort_keys=True) + "\n"
+    write_atomically(path, lambda partial: partial.write_text(text))
 
 
 def read_json(path: str | Path) -> dict:

@@ -4,8 +4,8 @@ The resolved run config, the seeds and the numerics-relevant environment variabl
 (thread counts that Snakemake sets per job, for one) come from the run's own record
 (its run_config.json, train.json and env.json artifacts, checked against its params),
 never from `results/`. The run is re-executed through the workflow's own code path
-(`pipeline.run_train`, `pipeline.run_evaluate`) in a scratch directory and logged as a
-run of kind `replay` in the original's experiment.
+(`steps.train.run_train`, `steps.evaluate.run_evaluate`) in a scratch directory and
+recorded as a run of kind `replay` in the original's experiment.
 
 Verdicts: `bitwise` (every hash equal); `diverged` (inputs equal, outputs differ: the
 first epoch whose weights differ is named); `inputs changed` (the code, environment,
@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reprogrid import tracking
-from reprogrid.audit import first_divergence
 from reprogrid.config import SOURCES
-from reprogrid.env import restore_recorded_env_vars
-from reprogrid.pipeline import run_evaluate, run_train, write_json
+from reprogrid.divergence import first_divergent_epoch
+from reprogrid.envvars import restore_recorded_env_vars
+from reprogrid.records import write_json
 from reprogrid.seeds import derive_seeds
 
-INPUTS = ("data", "config", "code", "env")
+INPUTS = ("data", "config", "code", "env", "library")
 log = logging.getLogger("reprogrid")
 OUTPUTS = ("init_weights", "weights", "predictions")
 
@@ -63,10 +63,8 @@ def compare_hashes(original_tags: dict, original_epochs: list[str], replayed_has
     comparison.changed_inputs = [h for h in INPUTS if original[h] != comparison.replayed[h]]
     if seeds_changed:
         comparison.changed_inputs.append("seed derivation")
-    if original["init_weights"] != comparison.replayed["init_weights"]:
-        comparison.first_divergent_epoch = 0
-    else:
-        comparison.first_divergent_epoch = first_divergence(original_epochs, replayed_epochs)
+    comparison.first_divergent_epoch = first_divergent_epoch(original["init_weights"], original_epochs,
+                                                             comparison.replayed["init_weights"], replayed_epochs)
     comparison.epochs_compared = min(len(original_epochs), len(replayed_epochs))
     return comparison
 
@@ -89,6 +87,15 @@ def seed_derivation_changed(run_config: dict, seeds: dict[str, int]) -> bool:
                for source, entry in derived.items())
 
 
+def recorded_numerics_env(client, run_id: str) -> dict[str, str]:
+    """The numerics environment variables the run trained under: its library record's
+    (env.json's, for runs recorded before the library record existed)."""
+    try:
+        return tracking.load_json_artifact(client, run_id, "library.json")["env_vars"]
+    except tracking.StoreError:
+        return tracking.load_json_artifact(client, run_id, "env.json")["env_vars"]
+
+
 def replay(run_id: str, tracking_uri: str, scratch: str | Path | None = None,
            workdir: str | Path | None = None) -> tuple[Comparison, str, str]:
     """Re-execute run `run_id` and compare; return the comparison, the replay's MLflow
@@ -103,7 +110,7 @@ def replay(run_id: str, tracking_uri: str, scratch: str | Path | None = None,
     run_config = tracking.load_json_artifact(client, run_id, "run_config.json")
     train_record = tracking.load_json_artifact(client, run_id, "train.json")
     seeds = recorded_seeds(run, train_record)
-    env_vars = tracking.load_json_artifact(client, run_id, "env.json")["env_vars"]
+    env_vars = recorded_numerics_env(client, run_id)
     if "torch" in sys.modules:
         log.warning("torch was imported before the replay set the recorded environment variables")
     restore_recorded_env_vars(env_vars)
@@ -119,22 +126,25 @@ def replay(run_id: str, tracking_uri: str, scratch: str | Path | None = None,
                                          "seeds": {s: {"mode": modes[s], "seed": seeds[s]} for s in SOURCES}})
         write_json(work / "tracking.json", {"tracking_uri": tracking_uri, "experiment": run["experiment"],
                                             "experiment_id": run["experiment_id"]})
-        replayed = run_train(run_config, work / "seeds.json", work / "tracking.json", work / "model.pt",
-                             work / "train.json", kind="replay", extra_tags={"reprogrid.replay_of": run_id})
+        from reprogrid.steps.evaluate import run_evaluate
+        from reprogrid.steps.train import run_train
+
+        replayed = run_train(run_config, work / "seeds.json", work / "model.pt", work / "train.json", kind="replay")
         evaluation = run_evaluate(work / "train.json", work / "model.pt", work / "tracking.json",
-                                  work / "eval.json", work / "predictions.npz")
+                                  work / "eval.json", work / "predictions.npz",
+                                  extra_tags={"reprogrid.replay_of": run_id})
     comparison = compare_hashes(
         run["tags"], [e["weights"] for e in train_record["epochs"]],
         replayed["hashes"] | evaluation["hashes"], [e["weights"] for e in replayed["epochs"]],
         seed_derivation_changed(run_config, seeds),
     )
-    tracking.set_tags(client, replayed["mlflow_run_id"], {
+    tracking.set_tags(client, evaluation["mlflow_run_id"], {
         "reprogrid.replay.verdict": comparison.verdict,
         "reprogrid.replay.first_divergent_epoch": "" if comparison.first_divergent_epoch is None
         else comparison.first_divergent_epoch,
         "reprogrid.replay.changed_inputs": ",".join(comparison.changed_inputs),
     })
-    return comparison, replayed["mlflow_run_id"], run_config["run_key"]
+    return comparison, evaluation["mlflow_run_id"], run_config["run_key"]
 
 
 def render(comparison: Comparison, run_id: str, key: str, replay_run_id: str) -> str:

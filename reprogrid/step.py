@@ -1,11 +1,10 @@
 """Run one step of the workflow: `python scripts/step.py STEP LOG NAME=VALUE NAME:=JSON ...`.
 
 Every rule runs through here: its inputs, outputs and params become keyword arguments
-of the matching `reprogrid.pipeline` function (`NAME=VALUE` a string such as a path,
-`NAME:=JSON` a JSON value), and its log file gets the step's log.
-Steps that need torch or MLflow go to a warm worker when the workflow started one
-(`reprogrid.warm`), and run in this process otherwise; the seed step always runs here,
-being cheaper than the round trip. This module imports nothing heavy.
+of the step's function (`reprogrid.steps`; `NAME=VALUE` a string such as a path,
+`NAME:=JSON` a JSON value), and its log file gets the step's log. Steps that need
+torch or MLflow go to a warm worker when the workflow started one (`reprogrid.warm`)
+and can use it, and run in this process otherwise. This module imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -13,25 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
-STEPS = {
-    "preflight": "run_preflight",
-    "tracking": "prepare_tracking",
-    "seed": "run_seed",
-    "train": "run_train",
-    "evaluate": "run_evaluate",
-    "compare": "run_compare",
-    "audit": "run_audit",
-}
-IN_PROCESS_STEPS = {"seed"}
-
-
-def execute(step: str, kwargs: dict, log_path: str) -> None:
-    """Run a step here, logging to `log_path` (what a warm worker's child runs, too)."""
-    from reprogrid import pipeline
-    from reprogrid.joblog import logged_to
-
-    with logged_to(log_path):
-        getattr(pipeline, STEPS[step])(**kwargs)
+from reprogrid.steps import STEPS, execute
 
 
 class StepFailed(RuntimeError):
@@ -40,7 +21,7 @@ class StepFailed(RuntimeError):
 
 def run(step: str, kwargs: dict, log_path: str) -> None:
     """Run a step in a warm worker when the workflow started one, else in this process."""
-    if step not in IN_PROCESS_STEPS:
+    if not STEPS[step].in_process:
         from reprogrid import warm
 
         outcome = warm.run_remote(step, kwargs, log_path)

@@ -90,25 +90,6 @@ def opened_store_client(uri: str):
     return mlflow_client
 
 
-def open_store_for_children(uri: str) -> None:
-    """Build MLflow's store object for `uri` in a process that will fork job children.
-
-    MLflow caches the store per URI, so children skip building it (and its schema check).
-    Database connections must not be shared across fork: every SQLAlchemy engine in the
-    process is disposed afterwards, so each child opens its own.
-    """
-    import gc
-
-    import sqlalchemy
-
-    opened_store_client(uri)
-    with warnings.catch_warnings():  # isinstance() on some torch objects warns
-        warnings.simplefilter("ignore")
-        engines = [o for o in gc.get_objects() if isinstance(o, sqlalchemy.engine.Engine)]
-    for engine in engines:
-        engine.dispose()
-
-
 def prepare_experiment(uri: str, experiment: str) -> str:
     """Create the store and the experiment if needed; return the experiment id.
 
@@ -332,14 +313,11 @@ def load_json_artifact(mlflow_client, run_id: str, name: str) -> dict:
         return json.loads(Path(path).read_text())
 
 
-def abandoned_runs(mlflow_client, experiment_id: str, workdir: str, key: str | None = None) -> list:
-    """Grid runs started from `workdir` (optionally: for `key`) that are still RUNNING.
-    Snakemake locks a working directory, so when a new invocation starts there, no job
-    of an earlier one is alive: these runs' jobs died."""
+def unfinished_records(mlflow_client, experiment_id: str, workdir: str, key: str) -> list:
+    """Grid runs of `key` recorded from `workdir` that are still RUNNING: a run is
+    RUNNING only while its recorder writes it, so these recorders died mid-write."""
     query = (f"attributes.status = 'RUNNING' and tags.`reprogrid.kind` = 'run' "
-             f"and tags.`reprogrid.workdir` = '{_quoted(workdir)}'")
-    if key is not None:
-        query += f" and tags.`reprogrid.run_key` = '{_quoted(key)}'"
+             f"and tags.`reprogrid.workdir` = '{_quoted(workdir)}' and tags.`reprogrid.run_key` = '{_quoted(key)}'")
     with _reading(f"running runs of experiment {experiment_id}"):
         return list(mlflow_client.search_runs([experiment_id], query, max_results=SEARCH_PAGE))
 
@@ -349,7 +327,7 @@ def _quoted(value: str) -> str:
 
 
 def mark_killed(mlflow_client, run_id: str, reason: str) -> None:
-    """End a run whose job died: KILLED, with the reason as tag `reprogrid.killed_reason`."""
+    """End a run whose recorder died: KILLED, with the reason as tag `reprogrid.killed_reason`."""
     set_tags(mlflow_client, run_id, {"reprogrid.killed_reason": reason})
     retrying(mlflow_client.set_terminated, run_id, status="KILLED", end_time=now_ms())
 

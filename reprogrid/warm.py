@@ -2,18 +2,30 @@
 imported torch, MLflow and pandas.
 
 A small run is a fraction of a second of compute, but a fresh Python process spends
-about three seconds importing torch and MLflow and opening the tracking store. So the
-workflow starts one warm server per Snakemake invocation (`onstart`), which imports all
-of that once and then forks a child for every job that connects to its Unix socket.
-The child runs exactly what the job would have run in its own process
-(`reprogrid.step.execute`), with the job's working directory, environment, stdout and
-stderr; only the start-up is skipped. Results are bit-identical either way (tested).
+about three seconds importing torch and MLflow. So the workflow starts one warm server
+per Snakemake invocation (`onstart`), which imports all of that once and then forks a
+child for every job that connects to its Unix socket. The child runs exactly what the
+job would have run in its own process (`reprogrid.steps.execute`), with the job's
+working directory, environment, CPU affinity, stdout and stderr; only the start-up is
+skipped. Results are bit-identical either way (tested).
 
-Scheduling stays Snakemake's: a job is still one Snakemake job with its threads and
-resources; it just waits on its child. If the job's process dies, the child notices
-the closed socket and exits. The server exits with the Snakemake process that started
-it. No server (disabled, a cluster job, any failure to connect): the job runs in its
-own process as usual.
+What makes a fork honest, checked rather than assumed:
+- The server loads its native libraries with one thread each (OMP_NUM_THREADS=1 and
+  kin) and starts no thread of its own: before every fork it asserts that it is one
+  thread with no CUDA context, and declines the job otherwise. A child then sizes the
+  OpenMP and BLAS pools to the job's own thread variables (threadpoolctl), as a fresh
+  process would have at load, and the run records the pools as it finds them.
+- Variables that native libraries read once, at load (OMP_SCHEDULE, KMP_*, MKL_CBWR,
+  ...), cannot be changed in a child: a job whose values differ from the server's is
+  declined and runs in its own process.
+- MLflow telemetry is off (`reprogrid/__init__.py`), and so is arrow's allocator
+  thread; no store connection is opened before a fork.
+- The job waits a bounded time for its child to start (REPROGRID_WARM_START_TIMEOUT,
+  60 s), then runs in its own process; a child's CPU time and memory are written to the
+  job's log, since `benchmark:` and cgroups see only the job's thin client.
+
+Declined, unreachable, switched off (REPROGRID_WARM_WORKERS=0) or inside a cluster job:
+the job runs in its own process as usual, and `reprogrid.executor` says which.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -33,9 +46,18 @@ import time
 import traceback
 from pathlib import Path
 
+from reprogrid.envvars import THREAD_COUNTS, load_time_env_vars, thread_limits
+from reprogrid.steps import STEPS
+
 SOCKET_ENV = "REPROGRID_WORKER_SOCKET"
 SWITCH_ENV = "REPROGRID_WARM_WORKERS"  # "0" turns warm workers off
+START_TIMEOUT_ENV = "REPROGRID_WARM_START_TIMEOUT"
 HEADER = struct.Struct("!Q")
+# The server's native libraries load single-threaded (a forked child sizes its pools);
+# arrow's jemalloc (imported with MLflow) would otherwise start a background thread.
+SERVER_ENV = {name: "1" for names in THREAD_COUNTS.values() for name in names} | {
+    "JE_ARROW_MALLOC_CONF": "background_thread:false",
+}
 
 
 def enabled() -> bool:
@@ -46,15 +68,13 @@ def enabled() -> bool:
 
 # --- the Snakemake side -------------------------------------------------------------
 
-def start(tracking_uri: str | None = None) -> subprocess.Popen | None:
+def start() -> subprocess.Popen | None:
     """Start a server for this process's jobs and point them at it (via the environment)."""
     if not enabled():
         return None
     socket_path = Path(tempfile.mkdtemp(prefix="reprogrid-")) / "worker.sock"
     command = [sys.executable, "-m", "reprogrid.warm", str(socket_path), str(os.getpid())]
-    if tracking_uri:
-        command.append(tracking_uri)
-    server = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    server = subprocess.Popen(command, stdin=subprocess.DEVNULL, env=os.environ | SERVER_ENV)
     # The server binds its socket before its slow imports; wait for that, so that the
     # first jobs queue up for it rather than miss it and start cold.
     deadline = time.monotonic() + 30
@@ -86,26 +106,47 @@ def stop(server: subprocess.Popen | None) -> None:
 # --- the job side -------------------------------------------------------------------
 
 def run_remote(step: str, kwargs: dict, log_path: str) -> dict | None:
-    """Have a warm child run the step; None when no server can be reached."""
+    """Have a warm child run the step: its outcome {"ok": ..., "error": ...}, or None when
+    the step should run in this process instead (no server, or the server declined or
+    did not start a child in time; the reason goes to the job's stderr)."""
     socket_path = os.environ.get(SOCKET_ENV)
     if not socket_path or not enabled():
         return None
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        connection.connect(socket_path)
-    except OSError:
-        connection.close()
-        return None
     request = json.dumps({
-        "step": step, "kwargs": kwargs, "log": log_path,
-        "cwd": os.getcwd(), "env": dict(os.environ),
+        "step": step, "kwargs": kwargs, "log": log_path, "cwd": os.getcwd(), "env": dict(os.environ),
+        "affinity": sorted(os.sched_getaffinity(0)),
     }).encode()
     with connection:
-        # the child writes to this job's own stdout and stderr
-        socket.send_fds(connection, [HEADER.pack(len(request))], [1, 2])
-        connection.sendall(request)
-        reply = _receive(connection)
-    return json.loads(reply) if reply else {"ok": False, "error": "the warm worker died before replying"}
+        try:
+            connection.connect(socket_path)
+            # the child writes to this job's own stdout and stderr
+            socket.send_fds(connection, [HEADER.pack(len(request))], [1, 2])
+            connection.sendall(request)
+            connection.settimeout(float(os.environ.get(START_TIMEOUT_ENV, "60")))
+            started = json.loads(_receive(connection) or b"{}")
+        except (OSError, ValueError) as error:  # no server, a dead or stopped one
+            print(f"reprogrid: warm worker unavailable ({type(error).__name__}: {error}); "
+                  "running in this process", file=sys.stderr)
+            return None
+        if "declined" in started or "pid" not in started:
+            print(f"reprogrid: warm worker declined: {started.get('declined', 'no reply')}; "
+                  "running in this process", file=sys.stderr)
+            return None
+        connection.settimeout(None)  # the step itself takes as long as it takes
+        try:
+            reply = _receive(connection)
+        except OSError:
+            reply = b""
+    if not reply:
+        return {"ok": False, "error": f"the warm worker's child (pid {started['pid']}) died before replying"}
+    outcome = json.loads(reply)
+    usage = outcome.get("usage")
+    if usage:
+        with open(log_path, "a", encoding="utf-8") as handle:
+            handle.write(f"warm child pid {started['pid']}: {usage['user']:.2f} s user CPU, {usage['system']:.2f} s "
+                         f"system CPU, max RSS {usage['max_rss_mib']:.0f} MiB\n")
+    return outcome
 
 
 def _receive(connection: socket.socket, size: int | None = None) -> bytes:
@@ -130,20 +171,14 @@ def _receive(connection: socket.socket, size: int | None = None) -> bytes:
 # needs them: the `tracking` job needs only MLflow; training needs torch (and
 # torch._dynamo, which every optimizer imports on creation: a second on its own); only
 # `compare` needs pandas and matplotlib. A job's child is forked as soon as the stages
-# its step needs are loaded; the server loads the next stage whenever it is idle.
+# its step needs (reprogrid.steps.STEPS) are loaded; the server loads the next stage
+# whenever it is idle.
 STAGES = {
     "mlflow": ("mlflow", "mlflow.data", "mlflow.store.tracking.sqlalchemy_store", "reprogrid.tracking"),
-    "torch": ("torch", "torch._dynamo", "torch._inductor", "reprogrid.pipeline", "reprogrid.train",
-              "reprogrid.evaluate", "reprogrid.env"),
-    "analysis": ("pandas", "matplotlib.pyplot", "reprogrid.compare", "reprogrid.report"),
-}
-NEEDS = {
-    "preflight": {"torch"},
-    "tracking": {"mlflow"},
-    "train": {"mlflow", "torch"},
-    "evaluate": {"mlflow", "torch"},
-    "compare": {"mlflow", "analysis"},
-    "audit": {"mlflow"},
+    "torch": ("torch", "torch._dynamo", "torch._inductor", "threadpoolctl", "reprogrid.train",
+              "reprogrid.evaluate", "reprogrid.env", "reprogrid.steps.train", "reprogrid.steps.evaluate",
+              "reprogrid.steps.record", "reprogrid.steps.preflight"),
+    "analysis": ("pandas", "matplotlib.pyplot", "reprogrid.compare", "reprogrid.report", "reprogrid.steps.compare"),
 }
 
 
@@ -157,12 +192,13 @@ class _Job:
             os.close(fd)
 
 
-def serve(socket_path: str, parent_pid: int, tracking_uri: str | None) -> None:
+def serve(socket_path: str, parent_pid: int) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)  # bound before any import: early jobs wait, not go cold
     listener.listen(128)
     # nothing to flush or clean up: skip tearing down torch and MLflow (a second)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    load_time_env = load_time_env_vars()
     to_load, loaded, waiting = list(STAGES), set(), []
     while os.getppid() == parent_pid:
         _reap_children()
@@ -171,9 +207,12 @@ def serve(socket_path: str, parent_pid: int, tracking_uri: str | None) -> None:
             job = _accept(listener)
             if job is not None:
                 waiting.append(job)
-        for job in [j for j in waiting if NEEDS.get(j.request["step"], set(STAGES)) <= loaded]:
+        for job in [j for j in waiting if STEPS[j.request["step"]].needs <= loaded]:
             waiting.remove(job)
-            if os.fork() == 0:
+            reason = fork_hazard() or env_mismatch(load_time_env, load_time_env_vars(job.request["env"]))
+            if reason:
+                _send(job.connection, {"declined": reason})
+            elif os.fork() == 0:
                 listener.close()
                 for other in waiting:
                     other.close()
@@ -182,8 +221,38 @@ def serve(socket_path: str, parent_pid: int, tracking_uri: str | None) -> None:
             job.close()
         if to_load and not readable:
             stage = to_load.pop(0)
-            _load(stage, tracking_uri)
+            _load(stage)
             loaded.add(stage)
+
+
+def fork_hazard() -> str | None:
+    """Why forking now would hand a child something a fresh process would not have:
+    a second thread (its locks and state are copied half-way), or a CUDA context
+    (unusable after fork). None when the fork is safe."""
+    threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else threading.active_count()
+    if threads != 1:
+        return f"the warm server runs {threads} threads; forking it is not safe"
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        return "the warm server has started CUDA; a forked child could not use it"
+    return None
+
+
+def env_mismatch(server: dict, job: dict) -> str | None:
+    """Variables that native libraries read once, at load, set differently for the job."""
+    differing = sorted(name for name in set(server) | set(job) if server.get(name) != job.get(name))
+    if differing:
+        return (f"the job sets {', '.join(differing)} differently from the warm server, and native libraries "
+                "read them only when they load")
+    return None
+
+
+def _send(connection: socket.socket, message: dict) -> None:
+    payload = json.dumps(message).encode()
+    try:
+        connection.sendall(HEADER.pack(len(payload)) + payload)
+    except OSError:
+        pass  # the job has gone; nothing to tell it
 
 
 def _accept(listener: socket.socket) -> _Job | None:
@@ -193,13 +262,15 @@ def _accept(listener: socket.socket) -> _Job | None:
         header, fds, _, _ = socket.recv_fds(connection, HEADER.size, 2)
         request = json.loads(_receive(connection, HEADER.unpack(header)[0]))
         connection.settimeout(None)
+        if request.get("step") not in STEPS:
+            raise ValueError(f"unknown step {request.get('step')!r}")
         return _Job(connection, list(fds), request)
     except (OSError, ValueError, struct.error):
         connection.close()
         return None
 
 
-def _load(stage: str, tracking_uri: str | None) -> None:
+def _load(stage: str) -> None:
     import importlib
 
     if stage == "analysis":
@@ -208,13 +279,6 @@ def _load(stage: str, tracking_uri: str | None) -> None:
         matplotlib.use("Agg")
     for module in STAGES[stage]:
         importlib.import_module(module)
-    if stage == "mlflow" and tracking_uri:
-        from reprogrid.tracking import open_store_for_children
-
-        try:
-            open_store_for_children(tracking_uri)
-        except Exception:  # noqa: BLE001 - the job itself will meet (and report) the problem
-            traceback.print_exc()
     # Keep the collector off the preloaded objects: a collection in a child would write
     # to every one of them and copy hundreds of MB of shared pages (~0.3 s per job).
     gc.freeze()
@@ -228,6 +292,15 @@ def _reap_children() -> None:
         pass
 
 
+def size_thread_pools(environ: dict, cpus: int) -> None:
+    """Give this child's OpenMP and BLAS pools the sizes a fresh process started with
+    `environ` would have given them at load (the libraries' default: one per CPU)."""
+    from threadpoolctl import threadpool_limits
+
+    limits = thread_limits(environ)
+    threadpool_limits(limits={api: limits.get(api, cpus) for api in THREAD_COUNTS})
+
+
 def _run_child(job: _Job) -> None:
     status = 1
     try:
@@ -238,8 +311,12 @@ def _run_child(job: _Job) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        os.environ["REPROGRID_EXECUTOR"] = "warm"
+        os.sched_setaffinity(0, request["affinity"])
+        _send(job.connection, {"pid": os.getpid()})
         _exit_when_client_goes(job.connection)
-        from reprogrid.step import execute
+        size_thread_pools(request["env"], len(request["affinity"]))
+        from reprogrid.steps import execute
 
         try:
             execute(request["step"], request["kwargs"], request["log"])
@@ -248,6 +325,8 @@ def _run_child(job: _Job) -> None:
             reply = {"ok": False, "error": traceback.format_exc()}
         sys.stdout.flush()
         sys.stderr.flush()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        reply["usage"] = {"user": usage.ru_utime, "system": usage.ru_stime, "max_rss_mib": usage.ru_maxrss / 1024}
         payload = json.dumps(reply).encode()
         job.connection.sendall(HEADER.pack(len(payload)) + payload)
         status = 0
@@ -267,4 +346,4 @@ def _exit_when_client_goes(connection: socket.socket) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
+    serve(sys.argv[1], int(sys.argv[2]))

@@ -1,7 +1,7 @@
 """Entry point of every rule: `python scripts/step.py STEP LOG NAME=VALUE NAME:=JSON ...`.
 
 Thin on purpose: the rule's inputs, outputs and params arrive as keyword arguments of
-one reprogrid.pipeline function; see reprogrid/step.py.
+one reprogrid.steps function; see reprogrid/step.py.
 """
 
 import sys

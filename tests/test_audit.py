@@ -2,15 +2,16 @@
 
 import pytest
 
-from reprogrid.audit import RunRecord, audit, current_runs, first_divergence, render
+from reprogrid.audit import RunRecord, audit, current_runs, render
 from reprogrid.config import SOURCES
+from reprogrid.divergence import first_divergent_epoch
 
 GRID = {"cells": [["fixed", "t1"], ["vary", "t1"]], "replicates": 2}
 FINGERPRINTS = {}
 
 
 def record(key, run_id=None, status="FINISHED", start=1, kind="run", weights="w", predictions="p",
-           init="i", code="c", env="e", data="d", expect=True, expect_rerun=True, epochs=("e1", "e2"),
+           init="i", code="c", env="e", library=None, data="d", expect=True, expect_rerun=True, epochs=("e1", "e2"),
            split_seed="5", **tag_changes):
     setting, libconf, replicate = key.split("/")
     run_id = run_id or f"{key}-{start}-{kind}"
@@ -21,6 +22,7 @@ def record(key, run_id=None, status="FINISHED", start=1, kind="run", weights="w"
             "reprogrid.expect_rerun_bitwise": str(expect_rerun).lower(),
             "reprogrid.hash.weights": weights, "reprogrid.hash.predictions": predictions,
             "reprogrid.hash.init_weights": init, "reprogrid.hash.code": code, "reprogrid.hash.env": env,
+            "reprogrid.hash.library": library or f"lib-{libconf}",
             "reprogrid.hash.data": data, "reprogrid.hash.config": f"cfg-{key}"} | tag_changes
     params = {f"seed.{s}": "1" for s in SOURCES} | {"seed.split": split_seed, "dataset.name": "digits"}
     return RunRecord(run_id, status, start, tags, params)
@@ -90,6 +92,8 @@ def test_a_replay_that_agrees_is_fine_and_unseeded_reruns_may_differ():
 @pytest.mark.parametrize("change, what", [
     ({"code": "c2"}, "code"),
     ({"data": "d2"}, "data"),
+    ({"env": "another-machine"}, "env"),
+    ({"library": "lib-t1-with-other-threads"}, "library"),
 ])
 def test_drift_of_code_or_data_is_named(change, what):
     runs = healthy()
@@ -98,8 +102,8 @@ def test_drift_of_code_or_data_is_named(change, what):
     assert checks(report) == ["drift"] and f"2 different {what} hashes" in report.violations[0]["message"]
 
 
-def test_env_and_data_may_differ_where_they_should():
-    runs = [record("fixed/t1/r1"), record("fixed/t2/r1", env="e-t2"),
+def test_library_state_and_data_may_differ_where_they_should():
+    runs = [record("fixed/t1/r1"), record("fixed/t2/r1"),
             record("split/t1/r1", data="d-other", split_seed="9", expect=False)]
     grid = {"cells": [["fixed", "t1"], ["fixed", "t2"], ["split", "t1"]], "replicates": 1}
     assert audit("x", runs, grid, FINGERPRINTS.get).ok
@@ -110,7 +114,8 @@ def test_without_a_recorded_grid_the_audit_says_so():
     assert report.ok and any("no grid recorded" in note for note in report.notes)
 
 
-def test_first_divergence():
-    assert first_divergence(["a", "b"], ["a", "b"]) is None
-    assert first_divergence(["a", "b"], ["a", "c"]) == 2
-    assert first_divergence(["a"], ["a", "b"]) == 2
+def test_first_divergent_epoch():
+    assert first_divergent_epoch("i", ["a", "b"], "i", ["a", "b"]) is None
+    assert first_divergent_epoch("i", ["a", "b"], "i", ["a", "c"]) == 2
+    assert first_divergent_epoch("i", ["a"], "i", ["a", "b"]) == 2
+    assert first_divergent_epoch("i", ["a"], "j", ["a"]) == 0

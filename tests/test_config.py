@@ -7,6 +7,7 @@ from snakemake.utils import validate
 
 from conftest import REPO, config_with, tiny_config
 from reprogrid import config as cfg
+from reprogrid.tracking_uri import tracking_uri
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -103,22 +104,9 @@ def test_cells_all_is_every_setting_with_every_libconf():
     assert cfg.run_keys(tiny_config(cells=[["init", "t1"]])) == ["init/t1/r1", "init/t1/r2"]
 
 
-@pytest.mark.parametrize("setting, libconf, changes, expected", [
-    ("all_fixed", "t1", {}, True),
-    ("init", "t1", {}, False),
-    ("all_fixed", "numpy_unseeded", {}, False),  # augmentation draws from the unseeded global RNG
-    ("all_fixed", "numpy_unseeded", {"augment": {"noise_std": 0.0}}, True),  # nothing draws from it
-    ("all_fixed", "t1", {"seed_settings": {"all_fixed": {"sampling": "vary"}}}, True),  # mlp never samples
-    ("all_fixed", "t1", {"seed_settings": {"all_fixed": {"ulp": "vary"}}}, False),
-])
-def test_expect_bitwise_predicts_from_the_sources_actually_drawn(setting, libconf, changes, expected):
-    run = cfg.resolve_run_config(tiny_config(**changes), setting, libconf, 1)
-    assert cfg.expect_bitwise(run) is expected
-
-
 def test_tracking_uri_environment_variable_wins(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert cfg.tracking_uri({}) == "sqlite:///results/mlflow.db"
-    assert cfg.tracking_uri({"tracking_uri": "sqlite:///x.db"}) == "sqlite:///x.db"
+    assert tracking_uri({}) == "sqlite:///results/mlflow.db"
+    assert tracking_uri({"tracking_uri": "sqlite:///x.db"}) == "sqlite:///x.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
-    assert cfg.tracking_uri({"tracking_uri": "sqlite:///x.db"}) == "http://127.0.0.1:5000"
+    assert tracking_uri({"tracking_uri": "sqlite:///x.db"}) == "http://127.0.0.1:5000"

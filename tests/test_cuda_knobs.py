@@ -9,10 +9,10 @@ import torch
 
 from conftest import tiny_config
 from reprogrid import library
-from reprogrid.config import LIBRARY_DEFAULTS, expect_bitwise, resolve_run_config
-from reprogrid.env import environment_record
-from reprogrid.hashing import canonical_json, text_digest
-from reprogrid.pipeline import logged_warnings
+from reprogrid.config import LIBRARY_DEFAULTS, resolve_run_config
+from reprogrid.env import environment_record, record_digest
+from reprogrid.prediction import expect_bitwise
+from reprogrid.steps.train import logged_warnings
 
 GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; torch sees none here")
 
@@ -60,10 +60,10 @@ def test_deterministic_algorithms_on_cuda_get_the_workspace_they_need():
     assert library.cublas_workspace(knobs(device="cpu", deterministic_algorithms=True)) is None
 
 
-def test_every_knob_is_read_back_and_changes_the_environment_hash(restored):
+def test_every_knob_is_read_back_and_changes_the_library_hash(restored):
     def env_hash(**changes):
         effective = library.apply_library(knobs(**changes))
-        return effective, text_digest(canonical_json(environment_record(effective)))
+        return effective, record_digest(effective)
 
     base, base_hash = env_hash()
     for change in ({"cudnn_allow_tf32": False}, {"cudnn_benchmark": True}, {"cudnn_deterministic": True},
@@ -100,7 +100,7 @@ def test_deterministic_cuda_runs_repeat_bit_for_bit(restored):
                          library_configs={"det": {"device": "cuda", "deterministic_algorithms": True}})
     run_config = resolve_run_config(config, "all_fixed", "det", 1)
     effective = library.apply_library(run_config["library"])
-    assert effective["device"] == "cuda" and effective["cuda"]["gpu"]
+    assert effective["device"] == "cuda" and environment_record()["gpu"]["gpu"]
     seeds = draw_unseeded(derive_seeds(7, run_config["seed_modes"], 1))
     split = load_split(run_config["dataset"], seeds["split"])
     digests = {weights_digest(train_model(run_config, seeds, split).model.state_dict()) for _ in range(2)}

@@ -11,8 +11,8 @@ import pytest
 from conftest import run_snakemake
 from reprogrid.compare import load_run
 from reprogrid.hashing import file_digest
-from reprogrid.pipeline import run_evaluate
 from reprogrid.records import IntegrityError, read_sealed, write_sealed
+from reprogrid.steps.evaluate import run_evaluate
 
 pytestmark = pytest.mark.workflow
 KEY = "all_fixed/t1/r1"

@@ -12,7 +12,7 @@ from conftest import run_snakemake, tiny_config
 from reprogrid.config import SOURCES
 
 pytestmark = pytest.mark.workflow
-HASHES = ("data", "code", "config", "env", "init_weights", "weights", "predictions")
+HASHES = ("data", "code", "config", "env", "library", "init_weights", "weights", "predictions")
 METRICS = ("train_loss", "test_accuracy", "test_loss", "train_seconds", "eval_seconds")
 
 

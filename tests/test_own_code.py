@@ -12,7 +12,8 @@ from conftest import tiny_config
 from reprogrid.config import ConfigError, check_config, resolve_run_config
 from reprogrid.data import load_split
 from reprogrid.hashing import code_digest
-from reprogrid.pipeline import package_dir, run_preflight
+from reprogrid.steps.preflight import run_preflight
+from reprogrid.steps.train import package_dir
 from reprogrid.user import factory_source_files
 
 COUNTER = itertools.count()

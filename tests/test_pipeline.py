@@ -9,24 +9,29 @@ from mlflow.tracking import MlflowClient
 
 from conftest import tiny_config
 from reprogrid import config as cfg
-from reprogrid.pipeline import (
-    IntegrityError,
-    prepare_tracking,
-    read_json,
-    run_compare,
-    run_evaluate,
-    run_seed,
-    run_train,
-)
+from reprogrid.records import IntegrityError, read_json
+from reprogrid.steps.compare import run_compare
+from reprogrid.steps.evaluate import run_evaluate
+from reprogrid.steps.seed import run_seed
+from reprogrid.steps.setup import prepare_tracking
+from reprogrid.steps.train import run_train
 
 
-def run_one(root, config, setting, libconf, replicate):
+def run_one(root, config, setting, libconf, replicate, evaluate=True):
     run_config = cfg.resolve_run_config(config, setting, libconf, replicate)
     run_dir = root / "results" / "runs" / run_config["run_key"]
     run_dir.mkdir(parents=True)
     run_seed(setting, libconf, replicate, config["root_seed"], run_config["seed_modes"], run_dir / "seeds.json")
-    run_train(run_config, run_dir / "seeds.json", root / "tracking.json", run_dir / "model.pt", run_dir / "train.json")
+    run_train(run_config, run_dir / "seeds.json", run_dir / "model.pt", run_dir / "train.json")
+    if evaluate:
+        run_evaluate(run_dir / "train.json", run_dir / "model.pt", root / "tracking.json",
+                     run_dir / "eval.json", run_dir / "predictions.npz", run_dir / "weights.npy")
     return run_dir
+
+
+def grid_runs(client):
+    experiment = client.get_experiment_by_name("pipeline-test")
+    return client.search_runs([experiment.experiment_id], "tags.`reprogrid.kind` = 'run'")
 
 
 @pytest.fixture
@@ -41,9 +46,6 @@ def test_vae_runs_report_loss_but_no_accuracy_and_sampling_matters(tracked):
     config = tiny_config(model={"name": "vae", "hidden": [16], "latent": 2, "dropout": 0.0},
                          seed_settings={"sampling": {"sampling": "vary"}}, library_configs={"t1": {}})
     dirs = [run_one(root, config, "sampling", "t1", r) for r in (1, 2)]
-    for run_dir in dirs:
-        run_evaluate(run_dir / "train.json", run_dir / "model.pt", root / "tracking.json",
-                     run_dir / "eval.json", run_dir / "predictions.npz", run_dir / "weights.npy")
     out = root / "results" / "compare"
     out.mkdir(parents=True)
     run_compare(dirs, root / "tracking.json", out / "summary.csv", out / "pairs.csv", out / "report.html")
@@ -54,16 +56,29 @@ def test_vae_runs_report_loss_but_no_accuracy_and_sampling_matters(tracked):
     assert row["per_class_gap_max"] == "" and float(row["weight_distance_mean"]) > 0.0
     assert float(row["best_of_2_gain"]) >= 0.0  # chosen by the lowest test loss
     assert (out / "figures" / "accuracy.png").stat().st_size > 0
-    record = read_json(dirs[0] / "train.json")
-    run = client.get_run(record["mlflow_run_id"])
+    run = client.get_run(read_json(dirs[0] / "eval.json")["mlflow_run_id"])
     assert run.info.status == "FINISHED" and "test_accuracy" not in run.data.metrics
     assert run.data.params["seed_mode.sampling"] == "vary"
+
+
+def test_a_run_is_recorded_in_mlflow_only_once_its_files_are_sealed(tracked):
+    root, client = tracked
+    config = tiny_config(library_configs={"t1": {}})
+    run_dir = run_one(root, config, "all_fixed", "t1", 1, evaluate=False)
+    assert (run_dir / "train.json").is_file() and grid_runs(client) == []  # trained: nothing in MLflow yet
+    run_evaluate(run_dir / "train.json", run_dir / "model.pt", root / "tracking.json",
+                 run_dir / "eval.json", run_dir / "predictions.npz")
+    [run] = grid_runs(client)
+    evaluation = read_json(run_dir / "eval.json")
+    assert run.info.run_id == evaluation["mlflow_run_id"] and run.info.status == "FINISHED"
+    assert run.data.metrics["test_accuracy"] == evaluation["metrics"]["test_accuracy"]
+    assert run.data.tags["reprogrid.hash.weights"] == read_json(run_dir / "train.json")["hashes"]["weights"]
 
 
 def test_evaluate_refuses_a_model_file_that_train_did_not_write(tracked):
     root, client = tracked
     config = tiny_config(library_configs={"t1": {}})
-    run_dir = run_one(root, config, "all_fixed", "t1", 1)
+    run_dir = run_one(root, config, "all_fixed", "t1", 1, evaluate=False)
     state = torch.load(run_dir / "model.pt", weights_only=True)
     next(iter(state.values())).add_(1.0)
     torch.save(state, run_dir / "model.pt")
@@ -71,8 +86,7 @@ def test_evaluate_refuses_a_model_file_that_train_did_not_write(tracked):
         run_evaluate(run_dir / "train.json", run_dir / "model.pt", root / "tracking.json",
                      run_dir / "eval.json", run_dir / "predictions.npz")
     assert not (run_dir / "eval.json").exists()
-    run_id = read_json(run_dir / "train.json")["mlflow_run_id"]
-    assert client.get_run(run_id).info.status == "RUNNING"  # not finished with forged results
+    assert grid_runs(client) == []  # nothing recorded from forged results
 
 
 def test_unseeded_sources_are_drawn_at_train_time_and_recorded(tracked):
@@ -81,7 +95,7 @@ def test_unseeded_sources_are_drawn_at_train_time_and_recorded(tracked):
     run_dir = run_one(root, config, "u", "t1", 1)
     assert read_json(run_dir / "seeds.json")["seeds"]["order"]["seed"] is None
     record = read_json(run_dir / "train.json")
-    params = client.get_run(record["mlflow_run_id"]).data.params
+    params = client.get_run(read_json(run_dir / "eval.json")["mlflow_run_id"]).data.params
     assert params["seed.order"] == str(record["seeds"]["order"])
     assert params["seed_mode.order"] == "unseeded"
 
@@ -93,5 +107,18 @@ def test_the_run_records_the_effective_library_state(tracked):
     effective = read_json(run_dir / "train.json")["library_effective"]
     assert effective["threads"] == 2 and effective["deterministic_algorithms"] is True
     torch.use_deterministic_algorithms(False)
-    artifacts = {a.path for a in client.list_artifacts(read_json(run_dir / "train.json")["mlflow_run_id"])}
-    assert {"run_config.json", "env.json", "train.json", "seeds.json"} <= artifacts
+    assert {p["user_api"] for p in effective["thread_pools"]} >= {"openmp"}  # read from the libraries
+    run = client.get_run(read_json(run_dir / "eval.json")["mlflow_run_id"])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"run_config.json", "env.json", "library.json", "train.json", "eval.json", "seeds.json"} <= artifacts
+    assert run.data.tags["reprogrid.executor"] == "fresh"  # trained in this (pytest's own) process
+    assert run.data.tags["reprogrid.hash.library"] == read_json(run_dir / "train.json")["hashes"]["library"]
+
+
+def test_one_machine_has_one_env_hash_and_each_library_configuration_its_own_library_hash(tracked):
+    root, _ = tracked
+    config = tiny_config(library_configs={"t1": {}, "t2": {"threads": 2}, "nonp": {"seed_numpy_global": False}})
+    hashes = {lc: read_json(run_one(root, config, "all_fixed", lc, 1, evaluate=False) / "train.json")["hashes"]
+              for lc in ("t1", "t2", "nonp")}
+    assert len({h["env"] for h in hashes.values()}) == 1  # the machine and software only
+    assert len({h["library"] for h in hashes.values()}) == 3  # threads, which generators are seeded

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from conftest import REPO
-from reprogrid import config as cfg
 from reprogrid.compare import RunResult, compare_runs
-from reprogrid.env import recorded_env_vars
+from reprogrid.envvars import recorded_env_vars
 from reprogrid.report import render_report, write_figures
+from reprogrid.tracking_uri import tracking_uri
 
 
 def test_every_checkpoint_load_in_the_package_is_weights_only():
@@ -24,25 +24,24 @@ def test_every_checkpoint_load_in_the_package_is_weights_only():
     assert loads and all(flag == "True" for _, flag in loads), loads
 
 
-def test_the_environment_record_leaves_out_secrets():
+def test_the_recorded_variables_leave_out_secrets_and_the_device_a_job_was_handed():
     environ = {
         "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "0", "PYTORCH_CUDA_ALLOC_CONF": "x",
         "TORCH_API_KEY": "k1", "CUDA_TOKEN": "t1", "MKL_PASSWORD": "p1", "OMP_Secret": "s1",
         "PYTORCH_CREDENTIALS": "c1", "TORCH_AUTH_HEADER": "a1", "HOME": "/root",
         "MLFLOW_TRACKING_PASSWORD": "p2", "AWS_SECRET_ACCESS_KEY": "s2",
     }
-    assert recorded_env_vars(environ) == {
-        "CUDA_VISIBLE_DEVICES": "0", "OMP_NUM_THREADS": "1", "PYTORCH_CUDA_ALLOC_CONF": "x"}
+    assert recorded_env_vars(environ) == {"OMP_NUM_THREADS": "1", "PYTORCH_CUDA_ALLOC_CONF": "x"}
 
 
 def test_credentials_in_a_tracking_uri_go_to_the_environment_not_the_record(monkeypatch):
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
-    uri = cfg.tracking_uri({"tracking_uri": "https://alice:s3cr%40t@mlflow.example.org:8443/prefix"})
+    uri = tracking_uri({"tracking_uri": "https://alice:s3cr%40t@mlflow.example.org:8443/prefix"})
     assert uri == "https://mlflow.example.org:8443/prefix"
     assert os.environ["MLFLOW_TRACKING_USERNAME"] == "alice"
     assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "s3cr@t"
-    assert cfg.tracking_uri({"tracking_uri": "sqlite:///results/mlflow.db"}) == "sqlite:///results/mlflow.db"
+    assert tracking_uri({"tracking_uri": "sqlite:///results/mlflow.db"}) == "sqlite:///results/mlflow.db"
 
 
 def test_the_report_escapes_every_user_string(tmp_path):

@@ -6,7 +6,8 @@ import textwrap
 
 from mlflow.tracking import MlflowClient
 
-from reprogrid.pipeline import prepare_tracking, read_json
+from reprogrid.records import read_json
+from reprogrid.steps.setup import prepare_tracking
 
 WRITER = textwrap.dedent("""
     import sys, numpy as np

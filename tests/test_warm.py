@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, tiny_config
 from reprogrid import config as cfg
 from reprogrid import warm
-from reprogrid.pipeline import read_json
+from reprogrid.records import read_json
 from reprogrid.step import StepFailed, run
 
 STEP = [sys.executable, str(REPO / "scripts" / "step.py")]
@@ -54,9 +54,15 @@ def logged_pid(log: Path) -> int:
     return int(re.search(r"\[pid (\d+)\]", log.read_text()).group(1))
 
 
+def pools(train_json: Path) -> dict[str, int]:
+    return {p["user_api"]: p["num_threads"] for p in read_json(train_json)["library_effective"]["thread_pools"]}
+
+
 def test_a_step_runs_in_a_warm_child_in_the_jobs_directory_and_environment(server, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("OMP_SCHEDULE", "static")  # recorded in the run's environment
+    # the server loaded its native libraries single-threaded; this job asks for two
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
     run("tracking", {"uri": "sqlite:///store/mlflow.db", "experiment": "warm", "out_path": "tracking.json"},
         "logs/tracking.log")
     assert read_json(tmp_path / "tracking.json")["experiment"] == "warm"
@@ -66,9 +72,50 @@ def test_a_step_runs_in_a_warm_child_in_the_jobs_directory_and_environment(serve
     run("seed", {"setting": "all_fixed", "libconf": "t1", "replicate": 1, "root_seed": 1,
                  "modes": run_config["seed_modes"], "out_path": "seeds.json"}, "logs/seed.log")
     assert logged_pid(tmp_path / "logs" / "seed.log") == os.getpid()  # cheap: never sent away
-    run("train", {"run_config": run_config, "seeds_path": "seeds.json", "tracking_path": "tracking.json",
+    run("train", {"run_config": run_config, "seeds_path": "seeds.json",
                   "model_path": "model.pt", "train_json_path": "train.json"}, "logs/train.log")
-    assert read_json(tmp_path / "train.json")["env"]["env_vars"]["OMP_SCHEDULE"] == "static"
+    record = read_json(tmp_path / "train.json")
+    assert record["executor"] == "warm" and logged_pid(tmp_path / "logs" / "train.log") != os.getpid()
+    # what threadpoolctl read inside the training process: the job's sizes, not the server's
+    assert pools(tmp_path / "train.json")["blas"] == 2
+    assert record["library_effective"]["env_vars"]["OPENBLAS_NUM_THREADS"] == "2"
+    assert "warm child pid" in (tmp_path / "logs" / "train.log").read_text()  # its CPU time and memory
+
+
+def test_a_job_whose_load_time_settings_differ_from_the_servers_runs_in_its_own_process(server, tmp_path,
+                                                                                         monkeypatch, capfd):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_SCHEDULE", "static")  # read by OpenMP once, when it loads
+    run_config = cfg.resolve_run_config(tiny_config(training={"epochs": 1}), "all_fixed", "t1", 1)
+    run("seed", {"setting": "all_fixed", "libconf": "t1", "replicate": 1, "root_seed": 1,
+                 "modes": run_config["seed_modes"], "out_path": "seeds.json"}, "logs/seed.log")
+    run("train", {"run_config": run_config, "seeds_path": "seeds.json",
+                  "model_path": "model.pt", "train_json_path": "train.json"}, "logs/train.log")
+    assert "declined: the job sets OMP_SCHEDULE differently" in capfd.readouterr().err
+    record = read_json(tmp_path / "train.json")
+    assert record["executor"] == "fresh" and logged_pid(tmp_path / "logs" / "train.log") == os.getpid()
+    assert record["library_effective"]["env_vars"]["OMP_SCHEDULE"] == "static"
+
+
+def test_the_server_refuses_to_fork_with_a_second_thread(tmp_path):
+    probe = subprocess.run([sys.executable, "-c", "import threading, time\nfrom reprogrid import warm\n"
+                            "print(warm.fork_hazard())\nthreading.Thread(target=time.sleep, args=(5,)).start()\n"
+                            "print(warm.fork_hazard())"], capture_output=True, text=True, timeout=60,
+                           env=os.environ | warm.SERVER_ENV)
+    before, after = probe.stdout.splitlines()
+    assert before == "None" and after == "the warm server runs 2 threads; forking it is not safe"
+
+
+def test_a_job_waits_a_bounded_time_for_a_stopped_server(server, tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv(warm.START_TIMEOUT_ENV, "1")
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        run("tracking", {"uri": f"sqlite:///{tmp_path}/mlflow.db", "experiment": "stopped",
+                         "out_path": str(tmp_path / "tracking.json")}, str(tmp_path / "tracking.log"))
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+    assert "warm worker unavailable (TimeoutError" in capfd.readouterr().err
+    assert logged_pid(tmp_path / "tracking.log") == os.getpid()  # ran here instead
 
 
 def test_a_failing_step_reports_its_traceback_and_fails_the_job(server, tmp_path):
@@ -91,7 +138,7 @@ def test_killing_the_job_kills_its_warm_child(server, tmp_path):
                  "modes": run_config["seed_modes"], "out_path": str(tmp_path / "seeds.json")},
         str(tmp_path / "seed.log"))
     kwargs = {"run_config": run_config, "seeds_path": str(tmp_path / "seeds.json"),
-              "tracking_path": str(tmp_path / "tracking.json"), "model_path": str(tmp_path / "model.pt"),
+              "model_path": str(tmp_path / "model.pt"),
               "train_json_path": str(tmp_path / "train.json")}
     arguments = [f"{k}={v}" for k, v in kwargs.items() if k != "run_config"]
     job = subprocess.Popen([*STEP, "train", str(tmp_path / "train.log"),

@@ -15,7 +15,7 @@ from reprogrid.config import SOURCES
 
 pytestmark = pytest.mark.workflow
 
-HASHES = ["data", "code", "config", "env", "init_weights", "weights", "predictions"]
+HASHES = ["data", "code", "config", "env", "library", "init_weights", "weights", "predictions"]
 RUN_FILES = ["seeds.json", "model.pt", "train.json", "eval.json", "predictions.npz", "weights.npy"]
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -126,15 +126,24 @@ def test_nothing_reruns_when_nothing_changed_and_an_edit_reruns_only_what_it_tou
     assert not re.search(r"\nseed\s+\d", edited.stdout)  # the seeds did not
 
 
-def test_warm_workers_change_no_bit(grid, tmp_path):
-    """The same runs in fresh processes (warm workers off) hash exactly alike."""
-    cells = [["all_fixed", "t1"], ["init", "t1"]]
-    cold = run_snakemake(tmp_path, "--cores", "2", config=tiny_config(cells=cells),
-                         env={"REPROGRID_WARM_WORKERS": "0"})
-    assert cold.returncode == 0, cold.stderr[-3000:]
-    warm_tags = {r.info.run_name: r.data.tags for r in grid_runs(grid)}
-    cold_tags = {r.info.run_name: r.data.tags for r in grid_runs(tmp_path)}
-    assert sorted(cold_tags) == [k for k in sorted(KEYS) if "/t1/" in k]
-    for key, tags in cold_tags.items():
+def test_warm_workers_change_no_bit(tmp_path):
+    """The demo's CNN under one and two threads and with two loader workers: the same
+    runs in warm children and in fresh processes hash exactly alike, the effective
+    library state (thread pools included) too."""
+    config = tiny_config(
+        model={"name": "cnn", "channels": [4, 8], "dropout": 0.2}, replicates=1,
+        seed_settings={"all_fixed": {}, "all_vary": {"init": "vary", "order": "vary", "dropout": "vary",
+                                                      "augment": "vary"}},
+        library_configs={"t1": {"threads": 1}, "t2": {"threads": 2}, "workers2": {"num_workers": 2}})
+    tags = {}
+    for executor, switch in (("warm", "1"), ("fresh", "0")):
+        (tmp_path / executor).mkdir()
+        done = run_snakemake(tmp_path / executor, "--cores", "2", config=config,
+                             env={"REPROGRID_WARM_WORKERS": switch})
+        assert done.returncode == 0, done.stderr[-3000:]
+        tags[executor] = {r.info.run_name: r.data.tags for r in grid_runs(tmp_path / executor)}
+        assert {t["reprogrid.executor"] for t in tags[executor].values()} == {executor}
+    assert sorted(tags["warm"]) == sorted(tags["fresh"]) and len(tags["warm"]) == 6
+    for key, fresh in tags["fresh"].items():
         for name in HASHES:
-            assert tags[f"reprogrid.hash.{name}"] == warm_tags[key][f"reprogrid.hash.{name}"], (key, name)
+            assert tags["warm"][key][f"reprogrid.hash.{name}"] == fresh[f"reprogrid.hash.{name}"], (key, name)

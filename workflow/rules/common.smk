@@ -10,10 +10,13 @@ from reprogrid import config as cfg
 from reprogrid import invocation
 from reprogrid import step as steps
 from reprogrid import warm
+from reprogrid.steps.preflight import check_inputs
+from reprogrid.tracking_uri import tracking_uri
 
 try:
     validate(config, schema="../schemas/config.schema.yaml")
     cfg.check_config(config)
+    check_inputs(config)
 except WorkflowError as error:
     # name the offending key first, instead of jsonschema's schema dump
     schema_error = error.__context__
@@ -48,7 +51,7 @@ if not ({"-n", "--dry-run", "--dryrun", "--unlock"} & set(sys.argv)):
     RELEASED = invocation.release_stale_lock()  # before Snakemake takes the lock
     if RELEASED:
         print(f"reprogrid: {RELEASED}", file=sys.stderr)
-TRACKING_URI = cfg.tracking_uri(config)
+TRACKING_URI = tracking_uri(config)
 # Written before any job runs (see onstart below); jobs read it, no rule makes it.
 TRACKING_FILE = "results/tracking.json"
 RUN_KEYS = cfg.run_keys(config)
@@ -141,7 +144,7 @@ def preflight():
 
 onstart:
     invocation.record_holder()
-    WARM["server"] = warm.start(TRACKING_URI)
+    WARM["server"] = warm.start()
     preflight()
     prepare_tracking()
 

@@ -1,5 +1,5 @@
 rule evaluate:
-    """Evaluate one trained run on the test split and finish its MLflow run."""
+    """Evaluate one trained run on the test split, then record it in MLflow, whole."""
     input:
         model=rules.train.output.model,
         record=rules.train.output.record,
@@ -17,6 +17,8 @@ rule evaluate:
         gpu=libconf_gpus,
     params:
         tracking_file=json.dumps(TRACKING_FILE),
+        # where runs are recorded: changing it records every run anew
+        tracking=[TRACKING_URI, config["experiment"]],
     shell:
         step(
             "evaluate",

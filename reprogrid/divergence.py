@@ -1,0 +1,20 @@
+"""Where two runs part, from their recorded fingerprints: one definition for compare,
+the audit and replay."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def first_divergent_epoch(init_a: str, epochs_a: Sequence[str], init_b: str, epochs_b: Sequence[str]) -> int | None:
+    """0 if the initial weights differ, else the first epoch (counted from 1) whose
+    weight fingerprint differs, the first missing one if one run stopped early; None if
+    the two runs never part."""
+    if init_a != init_b:
+        return 0
+    for epoch, (a, b) in enumerate(zip(epochs_a, epochs_b), start=1):
+        if a != b:
+            return epoch
+    if len(epochs_a) != len(epochs_b):
+        return min(len(epochs_a), len(epochs_b)) + 1
+    return None

@@ -1,0 +1,75 @@
+"""The numerics environment variables of a job: which are recorded, and restoring them.
+
+Thread counts (Snakemake sets OMP_NUM_THREADS and its kin to each job's threads),
+OpenMP scheduling, BLAS kernels, cuBLAS workspaces: variables that native libraries
+read, mostly once, when they load. They belong to the library record (per job), not
+to the environment record (per machine). Nothing here imports torch: a replay must
+set them before torch loads.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+# Only variables that can change numerics or threading are recorded.
+RECORDED_ENV_PREFIXES = (
+    "OMP_", "MKL_", "KMP_", "OPENBLAS_", "GOTO_", "BLIS_", "VECLIB_", "ONEDNN_", "DNNL_",
+    "CUBLAS_", "CUDA_", "CUDNN_", "NVIDIA_TF32", "PYTORCH_", "TORCH_", "PYTHONHASHSEED",
+)
+# Not numerics settings: which device a job was handed is the scheduler's choice (a
+# cluster gives every job another index on identical GPUs); threadpoolctl sets
+# KMP_DUPLICATE_LIB_OK when imported (it only stops Intel's OpenMP from aborting when
+# loaded twice), so whether a process has imported it yet would show as a difference.
+NOT_NUMERICS = ("CUDA_VISIBLE_DEVICES", "KMP_DUPLICATE_LIB_OK")
+SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|PASSWD|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+# The thread counts a native library reads at load; a warm child applies them itself.
+THREAD_COUNTS = {
+    "openmp": ("OMP_NUM_THREADS",),
+    "blas": ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "GOTO_NUM_THREADS", "BLIS_NUM_THREADS",
+             "VECLIB_MAXIMUM_THREADS", "OMP_NUM_THREADS"),
+}
+
+
+def recorded_env_vars(environ: dict | None = None) -> dict[str, str]:
+    environ = os.environ if environ is None else environ
+    return {
+        name: value
+        for name, value in sorted(environ.items())
+        if name.startswith(RECORDED_ENV_PREFIXES) and name not in NOT_NUMERICS and not SECRET_NAME.search(name)
+    }
+
+
+def load_time_env_vars(environ: dict | None = None) -> dict[str, str]:
+    """The recorded variables other than thread counts: what native libraries read once,
+    when they load, and nothing can change afterwards."""
+    counts = {name for names in THREAD_COUNTS.values() for name in names}
+    return {k: v for k, v in recorded_env_vars(environ).items() if k not in counts}
+
+
+def thread_limits(environ: dict | None = None) -> dict[str, int]:
+    """{"openmp": n, "blas": n} as a process started with `environ` would load them."""
+    environ = os.environ if environ is None else environ
+    limits = {}
+    for api, names in THREAD_COUNTS.items():
+        for name in names:
+            value = environ.get(name, "").split(",")[0].strip()
+            if value.isdigit() and int(value) > 0:
+                limits[api] = int(value)
+                break
+    return limits
+
+
+def restore_recorded_env_vars(recorded: dict[str, str]) -> dict[str, str | None]:
+    """Make this process's numerics-relevant variables exactly those of a recorded run
+    (set what it had, unset what it did not). Snakemake, for one, sets OMP_NUM_THREADS
+    and its kin to each job's threads. Returns {name: value set, or None if unset}.
+    Effective only before torch is imported: it reads some of them once."""
+    changes: dict[str, str | None] = {}
+    for name in set(recorded_env_vars()) | set(recorded):
+        if name in recorded and os.environ.get(name) != recorded[name]:
+            os.environ[name] = changes[name] = recorded[name]
+        elif name not in recorded:
+            del os.environ[name]
+            changes[name] = None
+    return changes

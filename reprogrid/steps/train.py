@@ -1,0 +1,133 @@
+"""Step `train`: train one run and seal what happened: model.pt and train.json.
+
+No MLflow here: the run is recorded once its files are sealed (step `evaluate` hands
+them to `reprogrid.steps.record`), so no MLflow run is open while a model trains and a
+killed training leaves nothing behind in the store. train.json holds everything the
+record needs, read back inside this process: the effective library state (threads,
+native thread pools, flags, numerics variables), the machine and software, the seeds
+actually used, hashes and per-epoch fingerprints.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import reprogrid
+from reprogrid.hashing import code_digest, config_digest, data_digest, file_digest
+from reprogrid.prediction import expect_bitwise, expect_rerun_bitwise
+from reprogrid.records import read_json, write_atomically, write_sealed
+from reprogrid.seeds import draw_unseeded
+
+log = logging.getLogger("reprogrid")
+EXECUTOR_ENV = "REPROGRID_EXECUTOR"  # set by whatever started this process differently from a fresh one
+
+
+def executor() -> str:
+    """How this process was started: `warm` (forked by a warm server), `slurm` (a cluster
+    job), or `fresh` (its own Python process)."""
+    if os.environ.get(EXECUTOR_ENV):
+        return os.environ[EXECUTOR_ENV]
+    return "slurm" if os.environ.get("SLURM_JOB_ID") else "fresh"
+
+
+def package_dir() -> Path:
+    return Path(reprogrid.__file__).resolve().parent
+
+
+def default_workflow_dir() -> Path | None:
+    """The checkout around the imported package, when it holds the workflow."""
+    root = package_dir().parent
+    return root if (root / "Snakefile").is_file() else None
+
+
+def logged_warnings(caught) -> list[str]:
+    """Warnings raised while training, each logged once; those about determinism
+    (PyTorch's warn_only mode names the operation) are returned for the record."""
+    seen = []
+    for warning in caught:
+        message = str(warning.message)
+        if message not in seen:
+            seen.append(message)
+            log.warning("%s: %s", warning.category.__name__, message)
+    return [m for m in seen if "determinist" in m.lower()]
+
+
+def train_with_warnings(run_config: dict, seeds: dict, split):
+    """train_model, with the warnings it raised logged and those about determinism
+    returned: (TrainResult, determinism warnings)."""
+    from reprogrid.train import train_model
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train_model(run_config, seeds, split)
+    return result, logged_warnings(caught)
+
+
+def run_train(run_config: dict, seeds_path, model_path, train_json_path,
+              workflow_dir: str | Path | None = None, kind: str = "run") -> dict:
+    """Train one run (`kind`: "run" for the grid, "replay" for a replay); write model.pt
+    and the sealed train.json; return the record."""
+    import torch
+
+    from reprogrid import tracking
+    from reprogrid.data import digits_path, load_split
+    from reprogrid.env import environment_record, record_digest
+    from reprogrid.hashing import weights_digest
+    from reprogrid.library import apply_library, mismatches
+    from reprogrid.user import factory_source_files, factory_specs
+
+    start_ms = tracking.now_ms()
+    seeds = draw_unseeded(read_json(seeds_path)["seeds"])
+    library = apply_library(run_config["library"])  # read back here, where the model trains
+    env = environment_record()
+    split = load_split(run_config["dataset"], seeds["split"])
+    result, determinism_warnings = train_with_warnings(run_config, seeds, split)
+    state = result.model.state_dict()
+    write_atomically(model_path, lambda partial: torch.save(state, partial))
+    hashes = {
+        "data": data_digest(split.x_train, split.y_train, split.x_test, split.y_test),
+        # after training: every factory the run uses has been imported by now
+        "code": code_digest(package_dir(), workflow_dir or default_workflow_dir(),
+                            factory_source_files(factory_specs(run_config))),
+        "config": config_digest(run_config),
+        "env": record_digest(env),
+        "library": record_digest(library),
+        "init_weights": result.init_weights,
+        "weights": weights_digest(state),
+    }
+    dataset = run_config["dataset"]
+    record = {
+        "run_key": run_config["run_key"],
+        "kind": kind,
+        "run_config": run_config,
+        "seeds": seeds,
+        "seed_modes": run_config["seed_modes"],
+        "expect_bitwise": expect_bitwise(run_config),
+        "expect_rerun_bitwise": expect_rerun_bitwise(run_config),
+        "ulp_nudge": result.ulp_nudge,
+        "determinism_warnings": determinism_warnings,
+        "task": split.task,
+        "data_file": split.file,
+        "dataset_record": {
+            "name": dataset.get("name") or dataset.get("factory") or Path(dataset["path"]).name,
+            "source_path": str(digits_path()) if dataset.get("name") == "digits" else dataset.get("path"),
+        },
+        "hashes": hashes,
+        "files": {"model.pt": file_digest(model_path)},
+        "epochs": result.epochs,
+        "train_seconds": result.train_seconds,
+        "started_ms": start_ms,
+        "library_effective": library,
+        "library_mismatch": mismatches(run_config["library"], library),
+        "env": env,
+        "executor": executor(),
+        "workdir": os.getcwd(),  # where relative data paths and own factories resolve
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+    }
+    record = write_sealed(train_json_path, record)
+    log.info("trained %s in %.2f s (%s process): weights %s", run_config["run_key"], result.train_seconds,
+             record["executor"], hashes["weights"][:12])
+    return record
