@@ -12,62 +12,55 @@ from __future__ import annotations
 
 import copy
 import re
+from pathlib import Path
 from typing import Any
 
-SOURCES = ("split", "init", "order", "dropout", "augment", "sampling", "ulp")
-SOURCE_MODES = {source: ("fixed", "vary", "unseeded") for source in SOURCES}
-SOURCE_MODES["ulp"] = ("off", "vary")
-DEFAULT_MODES = {source: modes[0] for source, modes in SOURCE_MODES.items()}
+import yaml
 
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _schema() -> dict:
+    if not SCHEMA_PATH.is_file():
+        raise RuntimeError(f"reprogrid's config schema is not at {SCHEMA_PATH}: run reprogrid from a checkout "
+                           "of its repository (pip install -e .)")
+    with open(SCHEMA_PATH, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def _resolved(schema: dict, node: dict) -> dict:
+    """A schema node with its `$ref` (within the file) followed."""
+    ref = node.get("$ref")
+    if ref is None:
+        return node
+    target = schema
+    for part in ref.removeprefix("#/").split("/"):
+        target = target[part]
+    return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+
+
+# Everything below is read from the schema, the one place vocabulary and defaults are
+# written down.
+SCHEMA = _schema()
+_PROPERTIES = SCHEMA["properties"]
+_SOURCE_SCHEMAS = {name: _resolved(SCHEMA, node) for name, node in
+                   _PROPERTIES["seed_settings"]["additionalProperties"]["properties"].items()}
+SOURCES = tuple(_SOURCE_SCHEMAS)
+SOURCE_MODES = {source: tuple(node["enum"]) for source, node in _SOURCE_SCHEMAS.items()}
+DEFAULT_MODES = {source: node["default"] for source, node in _SOURCE_SCHEMAS.items()}
 LIBRARY_DEFAULTS: dict[str, Any] = {
-    "threads": 1,
-    "interop_threads": 1,
-    "deterministic_algorithms": False,
-    "warn_only": False,
-    "cudnn_benchmark": False,
-    "cudnn_deterministic": False,
-    "cudnn_allow_tf32": True,
-    "matmul_precision": "highest",
-    "cublas_workspace_config": None,
-    "dtype": "float32",
-    "device": "cpu",
-    "num_workers": 0,
-    "seed_workers": True,
-    "seed_python_random": True,
-    "seed_numpy_global": True,
+    knob: node["default"] for knob, node in _PROPERTIES["library_configs"]["additionalProperties"]["properties"].items()
 }
-
-# Per model / dataset / optimizer, the keys that apply and their defaults. Keys that do
-# not apply (e.g. `hidden` for a cnn) are dropped from the resolved run config, so they
-# neither change its hash nor trigger reruns.
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "mlp": {"hidden": [128, 128], "dropout": 0.0},
-    "cnn": {"channels": [16, 32], "dropout": 0.0},
-    "vae": {"hidden": [128], "latent": 8, "dropout": 0.0},
-}
-DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "digits": {"test_fraction": 0.2},
-    "synthetic": {"test_fraction": 0.2, "n_samples": 2000, "n_classes": 10, "noise": 0.5},
-    # the user's own: a factory returns the split itself; a file is split by `split`
-    "factory": {"kwargs": {}, "task": "auto"},
-    "file": {"target": None, "test_fraction": 0.2, "task": "auto"},
-}
-OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "sgd": {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.0},
-    "adam": {"lr": 0.001, "weight_decay": 0.0},
-    "adamw": {"lr": 0.001, "weight_decay": 0.01},
-}
-SCHEDULE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "none": {},
-    "step": {"step_size": 10, "gamma": 0.1},
-    "cosine": {},  # annealed to 0 over `epochs`
-}
-LOSSES = ("auto", "cross_entropy", "mse")  # or a factory "pkg.mod:fn"; auto: by the task
-TRAINING_DEFAULTS = {"epochs": 15, "batch_size": 32, "optimizer": "sgd"}
-AUGMENT_DEFAULTS = {"noise_std": 0.0}
-
-# Names become directory names and Snakemake wildcards: keep them to one safe component.
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Per model / dataset kind / optimizer / schedule, the keys that apply and their
+# defaults. Keys that do not apply (e.g. `hidden` for a cnn) are dropped from the
+# resolved run config, so they neither change its hash nor trigger reruns.
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = _PROPERTIES["model"]["x-defaults"]
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = _PROPERTIES["dataset"]["x-defaults"]
+_TRAINING = _PROPERTIES["training"]["properties"]
+OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = _TRAINING["optimizer"]["x-defaults"]
+SCHEDULE_DEFAULTS: dict[str, dict[str, Any]] = _TRAINING["lr_schedule"]["x-defaults"]
+TRAINING_DEFAULTS = {key: _TRAINING[key]["default"] for key in ("epochs", "batch_size", "optimizer")}
+AUGMENT_DEFAULTS = {key: node["default"] for key, node in _PROPERTIES["augment"]["properties"].items()}
 
 
 class ConfigError(ValueError):
@@ -119,36 +112,9 @@ def schema_error_message(error) -> str:
 
 
 def check_config(config: dict) -> None:
-    """Raise ConfigError for what the schema cannot express. Assumes a schema-valid dict."""
-    for section in ("seed_settings", "library_configs"):
-        if not config[section]:
-            raise ConfigError(section, "is empty; name at least one entry")
-        for name in config[section]:
-            if not SAFE_NAME.match(str(name)):
-                raise ConfigError(
-                    f"{section}.{name}",
-                    "names must be one path component of letters, digits, '_', '.', '-' "
-                    "(starting with a letter or digit, at most 64 characters)",
-                )
-    for setting, modes in config["seed_settings"].items():
-        for source, mode in (modes or {}).items():
-            if source not in SOURCE_MODES:
-                raise ConfigError(
-                    f"seed_settings.{setting}.{source}",
-                    f"unknown source {source!r}; sources are {', '.join(SOURCES)}",
-                )
-            if mode not in SOURCE_MODES[source]:
-                raise ConfigError(
-                    f"seed_settings.{setting}.{source}",
-                    f"unknown mode {mode!r}; {source} takes {' | '.join(SOURCE_MODES[source])}",
-                )
-    for libconf, knobs in config["library_configs"].items():
-        for knob in knobs or {}:
-            if knob not in LIBRARY_DEFAULTS:
-                raise ConfigError(
-                    f"library_configs.{libconf}.{knob}",
-                    f"unknown knob; knobs are {', '.join(LIBRARY_DEFAULTS)}",
-                )
+    """Raise ConfigError for what the schema cannot express: names that refer to other
+    parts of the config. Assumes a schema-valid dict (sources, modes, knobs and names
+    are the schema's to check)."""
     _check_cells(config)
     reference = config.get("reference_libconf")
     if reference is not None and reference not in config["library_configs"]:
@@ -227,7 +193,7 @@ def _resolve_dataset(dataset: dict) -> dict:
 
 def _resolve_model(model: dict) -> dict:
     if "factory" in model:
-        return {"factory": model["factory"], "kwargs": model.get("kwargs", {})}
+        return {"factory": model["factory"], **{k: model.get(k, v) for k, v in MODEL_DEFAULTS["factory"].items()}}
     return _resolve_section(model, MODEL_DEFAULTS, "name")
 
 

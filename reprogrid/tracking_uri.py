@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 
-DEFAULT_TRACKING_URI = "sqlite:///results/mlflow.db"
+from reprogrid.config import SCHEMA
+
+DEFAULT_TRACKING_URI = SCHEMA["properties"]["tracking_uri"]["default"]
 
 
 def tracking_uri(config: dict) -> str:

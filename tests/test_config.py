@@ -7,7 +7,8 @@ from snakemake.utils import validate
 
 from conftest import REPO, config_with, tiny_config
 from reprogrid import config as cfg
-from reprogrid.tracking_uri import tracking_uri
+from reprogrid.steps.preflight import check_inputs
+from reprogrid.tracking_uri import DEFAULT_TRACKING_URI, tracking_uri
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -20,6 +21,7 @@ def validated(config: dict) -> dict:
     except WorkflowError as error:
         raise cfg.ConfigError("?", cfg.schema_error_message(error.__context__)) from None
     cfg.check_config(config)
+    check_inputs(config)
     return config
 
 
@@ -65,15 +67,31 @@ def test_the_default_config_and_the_tiny_one_are_valid():
     validated(tiny_config())
 
 
-def test_schema_defaults_agree_with_the_package():
+def described(node: dict, path: str = "") -> list[str]:
+    """Schema properties without a description, as dotted paths."""
+    missing = []
+    for name, child in node.get("properties", {}).items():
+        if "description" not in child:
+            missing.append(f"{path}{name}")
+        missing += described(child, f"{path}{name}.")
+    if isinstance(node.get("additionalProperties"), dict):
+        missing += described(node["additionalProperties"], f"{path}*.")
+    return missing
+
+
+def test_the_schema_describes_every_key_every_source_and_every_mode():
     schema = yaml.safe_load(SCHEMA.read_text())
-    knobs = schema["properties"]["library_configs"]["additionalProperties"]["properties"]
-    assert {k: v["default"] for k, v in knobs.items()} == cfg.LIBRARY_DEFAULTS
-    sources = schema["properties"]["seed_settings"]["additionalProperties"]["properties"]
-    assert set(sources) == set(cfg.SOURCES)
-    assert schema["properties"]["tracking_uri"]["default"] == cfg.DEFAULT_TRACKING_URI
-    training = schema["properties"]["training"]["properties"]
-    assert {k: training[k]["default"] for k in cfg.TRAINING_DEFAULTS} == cfg.TRAINING_DEFAULTS
+    assert described(schema) == []
+    for source in cfg.SOURCES:  # the tool's central concept, explained where it is defined
+        modes = cfg._resolved(schema, schema["properties"]["seed_settings"]["additionalProperties"]["properties"][source])
+        assert set(modes["x-meanings"]) == set(cfg.SOURCE_MODES[source]), source
+
+
+def test_the_defaults_read_from_the_schema_are_those_config_readme_documents():
+    assert cfg.OPTIMIZER_DEFAULTS["sgd"] == {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.0}
+    assert cfg.DEFAULT_MODES == {**{s: "fixed" for s in cfg.SOURCES}, "ulp": "off"}
+    assert (cfg.LIBRARY_DEFAULTS["threads"], cfg.LIBRARY_DEFAULTS["seed_numpy_global"]) == (1, True)
+    assert DEFAULT_TRACKING_URI == "sqlite:///results/mlflow.db"
 
 
 def test_training_keys_at_their_defaults_leave_the_config_hash_alone():

@@ -111,10 +111,11 @@ def test_the_gpu_example_is_refused_clearly_without_a_gpu():
     import yaml
 
     from conftest import REPO
-    from reprogrid.config import ConfigError, check_config
+    from reprogrid.config import ConfigError
+    from reprogrid.steps.preflight import check_inputs
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is here: the example is valid")
     config = yaml.safe_load((REPO / "config" / "examples" / "gpu.yaml").read_text())
     with pytest.raises(ConfigError, match="config key library_configs.default.device: asks for cuda, but torch sees no"):
-        check_config(config)
+        check_inputs(config)

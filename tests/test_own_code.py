@@ -12,7 +12,7 @@ from conftest import tiny_config
 from reprogrid.config import ConfigError, check_config, resolve_run_config
 from reprogrid.data import load_split
 from reprogrid.hashing import code_digest
-from reprogrid.steps.preflight import run_preflight
+from reprogrid.steps.preflight import check_inputs, run_preflight
 from reprogrid.steps.train import package_dir
 from reprogrid.user import factory_source_files
 
@@ -115,6 +115,7 @@ def test_a_csv_file_with_a_float_target_is_a_regression(own, tmp_path):
                         model={"factory": f"{own}.code:net", "kwargs": {"inputs": 2, "outputs": 1}},
                         training={"loss": f"{own}.code:absolute_loss", "optimizer": "adamw", "lr_schedule": "cosine"})
     check_config(config)
+    check_inputs(config)
     run_preflight(config)
     dataset = resolve_run_config(config, "all_fixed", "t1", 1)["dataset"]
     split = load_split(dataset, 3)
@@ -182,7 +183,8 @@ def test_a_broken_data_file_is_named_when_the_config_is_checked(own, tmp_path, c
     if dataset.get("path") == "data.npz":
         np.savez(tmp_path / "data.npz", features=np.zeros((3, 2)), y=np.zeros(3))
     config = own_config(own, dataset={"path": "data.csv", **dataset})
+    check_config(config)  # the vocabulary is fine: it is the file that is not
     with pytest.raises(ConfigError) as caught:
-        check_config(config)
+        check_inputs(config)
     message = str(caught.value)
     assert message.startswith(f"config key {key}:") and words in message, message
