@@ -60,6 +60,18 @@ def thread_limits(environ: dict | None = None) -> dict[str, int]:
     return limits
 
 
+def size_thread_pools(environ: dict | None = None) -> None:
+    """Give this process's OpenMP and BLAS pools the sizes a fresh process started with
+    `environ` would have given them at load (the libraries' default: one per CPU this
+    process may use). For a process whose libraries loaded under other settings: a warm
+    server's child, a replay that restored a run's variables after NumPy loaded."""
+    from threadpoolctl import threadpool_limits
+
+    limits = thread_limits(environ)
+    cpus = len(os.sched_getaffinity(0))
+    threadpool_limits(limits={api: limits.get(api, cpus) for api in THREAD_COUNTS})
+
+
 def restore_recorded_env_vars(recorded: dict[str, str]) -> dict[str, str | None]:
     """Make this process's numerics-relevant variables exactly those of a recorded run
     (set what it had, unset what it did not). Snakemake, for one, sets OMP_NUM_THREADS

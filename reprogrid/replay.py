@@ -24,7 +24,7 @@ from pathlib import Path
 from reprogrid import tracking
 from reprogrid.config import SOURCES
 from reprogrid.divergence import first_divergent_epoch
-from reprogrid.envvars import restore_recorded_env_vars
+from reprogrid.envvars import restore_recorded_env_vars, size_thread_pools
 from reprogrid.records import write_json
 from reprogrid.seeds import derive_seeds
 
@@ -114,6 +114,7 @@ def replay(run_id: str, tracking_uri: str, scratch: str | Path | None = None,
     if "torch" in sys.modules:
         log.warning("torch was imported before the replay set the recorded environment variables")
     restore_recorded_env_vars(env_vars)
+    size_thread_pools()  # NumPy's BLAS may have loaded before the variables were restored
 
     scratch = Path(scratch).resolve() if scratch else None  # before moving to the workdir
     recorded = run["tags"].get("reprogrid.workdir")

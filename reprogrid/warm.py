@@ -46,7 +46,7 @@ import time
 import traceback
 from pathlib import Path
 
-from reprogrid.envvars import THREAD_COUNTS, load_time_env_vars, thread_limits
+from reprogrid.envvars import THREAD_COUNTS, load_time_env_vars, size_thread_pools
 from reprogrid.steps import STEPS
 
 SOCKET_ENV = "REPROGRID_WORKER_SOCKET"
@@ -292,15 +292,6 @@ def _reap_children() -> None:
         pass
 
 
-def size_thread_pools(environ: dict, cpus: int) -> None:
-    """Give this child's OpenMP and BLAS pools the sizes a fresh process started with
-    `environ` would have given them at load (the libraries' default: one per CPU)."""
-    from threadpoolctl import threadpool_limits
-
-    limits = thread_limits(environ)
-    threadpool_limits(limits={api: limits.get(api, cpus) for api in THREAD_COUNTS})
-
-
 def _run_child(job: _Job) -> None:
     status = 1
     try:
@@ -315,7 +306,7 @@ def _run_child(job: _Job) -> None:
         os.sched_setaffinity(0, request["affinity"])
         _send(job.connection, {"pid": os.getpid()})
         _exit_when_client_goes(job.connection)
-        size_thread_pools(request["env"], len(request["affinity"]))
+        size_thread_pools()  # as the job's own variables would have sized them
         from reprogrid.steps import execute
 
         try:
