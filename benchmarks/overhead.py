@@ -4,11 +4,13 @@
     python benchmarks/overhead.py medium           # benchmarks/configs/medium.yaml
     python benchmarks/overhead.py CONFIG.yaml --cores 2 --workflow-cores 1 2
 
-(a) the bare loop (benchmarks/bare_loop.py: the library's train and evaluate in as many
-processes as cores, writing only metrics) and (b) `snakemake --cores N` from an empty
-directory, each timed end to end as a user would see it, in the order a b b a (this
-machine's speed drifts; the means of the two of each are compared). Both must produce
-the same metrics for every run: they are the same runs. Prints one JSON document.
+(a) the bare loop (benchmarks/plain_loop.py: the same runs in plain PyTorch, no
+reprogrid code, in as many processes as cores, keeping only the metrics) and (b)
+`snakemake --cores N` from an empty directory, each timed end to end as a user would see
+it, in the order a b b a (this machine's speed drifts; the means of the two of each are
+compared). Being different code, the two are not bit-identical; their mean test
+accuracies are reported side by side as the check that they train the same runs.
+Prints one JSON document.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def timed(command: list[str], **kwargs) -> float:
 def bare_loop(config: Path, cores: int, scratch: Path) -> tuple[float, dict]:
     scratch.mkdir()
     out = scratch / "bare.json"
-    seconds = timed([sys.executable, str(REPO / "benchmarks" / "bare_loop.py"), str(config),
+    seconds = timed([sys.executable, str(REPO / "benchmarks" / "plain_loop.py"), str(config),
                      "--cores", str(cores), "--out", str(out)])
     return seconds, json.loads(out.read_text())
 
@@ -62,10 +64,8 @@ def workflow(config: Path, cores: int, scratch: Path) -> tuple[float, dict]:
     return seconds, metrics
 
 
-def same_metrics(a: dict, b: dict) -> int:
-    """How many runs reached exactly the same test accuracy and loss in both."""
-    keys = ("test_accuracy", "test_loss")
-    return sum(all(a[run].get(k) == b.get(run, {}).get(k) for k in keys) for run in a)
+def mean_accuracy(metrics: dict) -> float:
+    return round(statistics.mean(m["test_accuracy"] for m in metrics.values()), 4)
 
 
 def measure(config: Path, cores: int, workflow_cores: list[int]) -> dict:
@@ -88,6 +88,7 @@ def measure(config: Path, cores: int, workflow_cores: list[int]) -> dict:
             "bare_seconds": round(bare_seconds, 2),
             "bare_seconds_each": [round(t, 2) for t in bare_times],
             "compute_seconds_median": round(statistics.median(m["train_seconds"] for m in bare_metrics.values()), 3),
+            "test_accuracy_mean": mean_accuracy(bare_metrics),
             "workflow": {},
         }
         for n, times in workflow_times.items():
@@ -97,7 +98,8 @@ def measure(config: Path, cores: int, workflow_cores: list[int]) -> dict:
                 "seconds_each": [round(t, 2) for t in times],
                 "ratio_to_bare": round(seconds / bare_seconds, 3),
                 "overhead_seconds_per_run": round((seconds - bare_seconds) / len(bare_metrics), 3),
-                "runs_with_identical_metrics": same_metrics(bare_metrics, metrics),
+                "runs": len(metrics),
+                "test_accuracy_mean": mean_accuracy(metrics),
                 "compute_seconds_median": round(statistics.median(m["train_seconds"] for m in metrics.values()), 3),
             }
         return result
