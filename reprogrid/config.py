@@ -24,8 +24,8 @@ def _schema() -> dict:
     if not SCHEMA_PATH.is_file():
         raise RuntimeError(f"reprogrid's config schema is not at {SCHEMA_PATH}: run reprogrid from a checkout "
                            "of its repository (pip install -e .)")
-    with open(SCHEMA_PATH, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+    with open(SCHEMA_PATH, encoding="utf-8") as handle:  # LibYAML's loader where present: 20x faster
+        return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def _resolved(schema: dict, node: dict) -> dict:

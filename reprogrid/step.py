@@ -21,14 +21,13 @@ class StepFailed(RuntimeError):
 
 def run(step: str, kwargs: dict, log_path: str) -> None:
     """Run a step in a warm worker when the workflow started one, else in this process."""
-    if not STEPS[step].in_process:
-        from reprogrid import warm
+    from reprogrid import warm
 
-        outcome = warm.run_remote(step, kwargs, log_path)
-        if outcome is not None:
-            if not outcome["ok"]:
-                raise StepFailed(outcome["error"])
-            return
+    outcome = warm.run_remote(step, kwargs, log_path)
+    if outcome is not None:
+        if not outcome["ok"]:
+            raise StepFailed(outcome["error"])
+        return
     execute(step, kwargs, log_path)
 
 

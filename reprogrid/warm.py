@@ -174,10 +174,13 @@ def _receive(connection: socket.socket, size: int | None = None) -> bytes:
 # its step needs (reprogrid.steps.STEPS) are loaded; the server loads the next stage
 # whenever it is idle.
 STAGES = {
-    "mlflow": ("mlflow", "mlflow.data", "mlflow.store.tracking.sqlalchemy_store", "reprogrid.tracking"),
-    "torch": ("torch", "torch._dynamo", "torch._inductor", "threadpoolctl", "reprogrid.train",
-              "reprogrid.evaluate", "reprogrid.env", "reprogrid.steps.train", "reprogrid.steps.evaluate",
-              "reprogrid.steps.record", "reprogrid.steps.preflight"),
+    "mlflow": ("mlflow", "mlflow.data", "mlflow.store.tracking.sqlalchemy_store", "reprogrid.tracking",
+               # what creating a SQLite store and recording a run import on first use
+               "mlflow.store.tracking.sqlalchemy_workspace_store", "sqlalchemy.dialects.sqlite",
+               "alembic.command", "alembic.config", "reprogrid.steps.seed", "reprogrid.steps.setup"),
+    "torch": ("torch", "torch._dynamo", "torch._inductor", "torch.utils.serialization", "threadpoolctl",
+              "reprogrid.train", "reprogrid.evaluate", "reprogrid.env", "reprogrid.user", "reprogrid.steps.train",
+              "reprogrid.steps.evaluate", "reprogrid.steps.record", "reprogrid.steps.preflight"),
     "analysis": ("pandas", "matplotlib.pyplot", "reprogrid.compare", "reprogrid.report", "reprogrid.steps.compare"),
 }
 

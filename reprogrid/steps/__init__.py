@@ -4,29 +4,25 @@
 
 A rule's job runs `scripts/step.py STEP LOG NAME=VALUE ...` (see `reprogrid.step`);
 its arguments become keyword arguments of the step's function. Each step lists the
-heavy imports it needs (`needs`, loaded in stages by a warm server) and whether it runs
-in the job's own process however the workflow is set up (`in_process`: cheaper than
-the round trip to a server). Importing this package imports no step.
+heavy imports it needs (`needs`: the stages a warm server must have loaded before it
+forks the step's child). Importing this package imports no step (and little else: every
+job's client imports it).
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from collections import namedtuple
 
-
-@dataclass(frozen=True)
-class Step:
-    module: str  # reprogrid.steps.<module>
-    function: str
-    needs: frozenset[str]  # import stages: mlflow, torch, analysis (see reprogrid.warm)
-    in_process: bool = False
-
+# module: reprogrid.steps.<module>; needs: import stages (mlflow, torch, analysis; see
+# reprogrid.warm)
+Step = namedtuple("Step", "module function needs")
 
 STEPS = {
     "tracking": Step("setup", "prepare_tracking", frozenset({"mlflow"})),
     "preflight": Step("preflight", "run_preflight", frozenset({"torch"})),
-    "seed": Step("seed", "run_seed", frozenset(), in_process=True),
+    # NumPy only, but a fresh process spends 0.15 CPU-s importing it: cheaper forked
+    "seed": Step("seed", "run_seed", frozenset()),
     "train": Step("train", "run_train", frozenset({"torch"})),
     "evaluate": Step("evaluate", "run_evaluate", frozenset({"mlflow", "torch"})),
     "compare": Step("compare", "run_compare", frozenset({"mlflow", "analysis"})),
