@@ -10,6 +10,8 @@ and can use it, and run in this process otherwise. This module imports nothing h
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 
 from reprogrid.steps import STEPS, execute
@@ -29,6 +31,17 @@ def run(step: str, kwargs: dict, log_path: str) -> None:
             raise StepFailed(outcome["error"])
         return
     execute(step, kwargs, log_path)
+
+
+def run_fresh(step: str, kwargs: dict, log_path: str) -> None:
+    """Run a step in a new Python process of its own, whatever warm server is about: for
+    a step that should overlap with the server's own imports instead of waiting for them."""
+    command = [sys.executable, "-m", "reprogrid.step", step, log_path,
+               *(f"{name}:={json.dumps(value)}" for name, value in kwargs.items())]
+    done = subprocess.run(command, env=os.environ | {"REPROGRID_WARM_WORKERS": "0"}, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise StepFailed(done.stderr.strip() or f"step {step} exited with status {done.returncode}")
 
 
 def parse_arguments(items: list[str]) -> dict:

@@ -168,19 +168,20 @@ def _receive(connection: socket.socket, size: int | None = None) -> bytes:
 # --- the server ---------------------------------------------------------------------
 
 # What jobs would otherwise import themselves, in stages, in the order the workflow
-# needs them: the `tracking` job needs only MLflow; training needs torch (and
-# torch._dynamo, which every optimizer imports on creation: a second on its own); only
+# needs them: training needs torch (and torch._dynamo, which every optimizer imports on
+# creation: a second on its own) and no MLflow; evaluating records in MLflow; only
 # `compare` needs pandas and matplotlib. A job's child is forked as soon as the stages
 # its step needs (reprogrid.steps.STEPS) are loaded; the server loads the next stage
 # whenever it is idle.
 STAGES = {
+    "torch": ("torch", "torch._dynamo", "torch._inductor", "torch.utils.serialization", "threadpoolctl",
+              "reprogrid.train", "reprogrid.evaluate", "reprogrid.env", "reprogrid.user", "reprogrid.steps.seed",
+              "reprogrid.steps.train", "reprogrid.steps.preflight"),
     "mlflow": ("mlflow", "mlflow.data", "mlflow.store.tracking.sqlalchemy_store", "reprogrid.tracking",
                # what creating a SQLite store and recording a run import on first use
                "mlflow.store.tracking.sqlalchemy_workspace_store", "sqlalchemy.dialects.sqlite",
-               "alembic.command", "alembic.config", "reprogrid.steps.seed", "reprogrid.steps.setup"),
-    "torch": ("torch", "torch._dynamo", "torch._inductor", "torch.utils.serialization", "threadpoolctl",
-              "reprogrid.train", "reprogrid.evaluate", "reprogrid.env", "reprogrid.user", "reprogrid.steps.train",
-              "reprogrid.steps.evaluate", "reprogrid.steps.record", "reprogrid.steps.preflight"),
+               "alembic.command", "alembic.config", "reprogrid.steps.setup", "reprogrid.steps.evaluate",
+               "reprogrid.steps.record"),
     "analysis": ("pandas", "matplotlib.pyplot", "reprogrid.compare", "reprogrid.report", "reprogrid.steps.compare"),
 }
 

@@ -110,7 +110,9 @@ def prepare_tracking():
     """Create the MLflow store and experiment and record the grid they expect, once per
     invocation and before any job fans out (concurrent first-time schema creation on
     SQLite races). A hook rather than a rule: a rule's output that every job depends on
-    would, once rerun for a changed grid, stop Snakemake from planning anything else."""
+    would, once rerun for a changed grid, stop Snakemake from planning anything else.
+    In a fresh process: it imports MLflow while the warm server imports torch, which
+    the first training jobs need (and no training job needs MLflow)."""
     arguments = {
         "uri": TRACKING_URI,
         "experiment": config["experiment"],
@@ -118,7 +120,7 @@ def prepare_tracking():
         "out_path": TRACKING_FILE,
     }
     try:
-        steps.run("tracking", arguments, "results/logs/tracking.log")
+        steps.run_fresh("tracking", arguments, "results/logs/tracking.log")
     except steps.StepFailed as failure:
         warm.stop(WARM.get("server"))
         raise WorkflowError(
