@@ -66,7 +66,7 @@ def run_one(task: dict) -> tuple[str, dict]:
     x_train, y_train = torch.from_numpy(features[train]), torch.from_numpy(labels[train])
     x_test, y_test = torch.from_numpy(features[test]), torch.from_numpy(labels[test])
     model = network(task["model"])
-    training = task["training"]
+    training = {"epochs": 15, "batch_size": 32, **task["training"]}  # reprogrid's defaults, where unset
     optimizer = torch.optim.SGD(model.parameters(), lr=training.get("lr", 0.05), momentum=training.get("momentum", 0.9))
     noise = task["noise_std"]
     started = time.perf_counter()
@@ -92,7 +92,7 @@ def tasks(config: dict) -> list[dict]:
     if cells == "all":
         cells = [(s, lc) for s in config["seed_settings"] for lc in config["library_configs"]]
     return [
-        {"key": f"{s}/{lc}/r{r}", "seed": index, "model": config["model"], "training": config["training"],
+        {"key": f"{s}/{lc}/r{r}", "seed": index, "model": config["model"], "training": config.get("training", {}),
          "threads": (config["library_configs"][lc] or {}).get("threads", 1),
          "noise_std": config.get("augment", {}).get("noise_std", 0.0)}
         for index, (s, lc, r) in enumerate((s, lc, r) for s, lc in cells for r in range(1, config["replicates"] + 1))
@@ -106,7 +106,7 @@ def main():
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     config = yaml.safe_load(Path(args.config).read_text())
-    if config["training"].get("optimizer", "sgd") != "sgd" or config["model"]["name"] not in ("mlp", "cnn"):
+    if config.get("training", {}).get("optimizer", "sgd") != "sgd" or config["model"]["name"] not in ("mlp", "cnn"):
         raise SystemExit("plain_loop.py mirrors sgd with an mlp or cnn on digits only")
     # fresh processes (spawn), each importing torch once, as a hand-written loop would
     with multiprocessing.get_context("spawn").Pool(args.cores) as pool:
