@@ -53,13 +53,16 @@ def run(command: list[str], cwd: Path) -> dict:
     """Wall seconds of `command`, and the last CPU reading of its own process."""
     environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    cpu = 0.0
-    while process.poll() is None:
-        cpu = own_cpu_seconds(process.pid) or cpu
-        time.sleep(0.2)
-    seconds = time.perf_counter() - started
-    stderr = process.stderr.read().decode(errors="replace")
+    # to a file, not a pipe: a pipe nobody reads until the end fills up and blocks snakemake
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=subprocess.DEVNULL, stderr=log)
+        cpu = 0.0
+        while process.poll() is None:
+            cpu = own_cpu_seconds(process.pid) or cpu
+            time.sleep(0.2)
+        seconds = time.perf_counter() - started
+        log.seek(0)
+        stderr = log.read().decode(errors="replace")
     if process.returncode != 0:
         raise RuntimeError(f"{command[:4]} failed:\n{stderr[-3000:]}")
     return {"seconds": round(seconds, 2), "snakemake_cpu_seconds": round(cpu, 2)}
