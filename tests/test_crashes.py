@@ -26,28 +26,27 @@ def summary(workdir):
         return {(r["setting"], r["libconf"]): r for r in csv.DictReader(handle)}
 
 
-def running_runs(workdir) -> int:
+def recorded_keys(workdir) -> set[str]:
+    """The run keys that have an MLflow run, in any state."""
     database = workdir / "results" / "mlflow.db"
     if not database.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1) as db:
-            return db.execute("select count(*) from runs where status = 'RUNNING'").fetchone()[0]
-    except sqlite3.Error:
-        return 0
+        return set()
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as db:
+        return {name for (name,) in db.execute("select name from runs")}
 
 
-def training_now(workdir) -> bool:
-    """Some run has its seeds but no train.json yet: a train job is mid-way."""
-    return any(not (seeds.parent / "train.json").exists()
-               for seeds in (workdir / "results" / "runs").glob("*/*/*/seeds.json"))
+def training_now(workdir) -> set[str]:
+    """The keys whose seeds exist and train.json not yet: their train jobs are mid-way."""
+    runs = workdir / "results" / "runs"
+    return {str(seeds.parent.relative_to(runs)) for seeds in runs.glob("*/*/*/seeds.json")
+            if not (seeds.parent / "train.json").exists()}
 
 
 def kill_when(workdir, trained: int, deadline: float = 90) -> bool:
     """Start the grid in its own session and SIGKILL the whole session once at least
-    `trained` runs have train.json and another is training, and check that no MLflow
-    run is open while it trains. Return whether the kill happened before the grid
-    finished."""
+    `trained` runs have train.json and another is training, and check that the runs
+    killed while training have no MLflow run. Return whether the kill happened before
+    the grid finished."""
     process = subprocess.Popen(
         [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--cores", "2", "--configfile", "config.yaml",
          "--rerun-incomplete"], cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -59,7 +58,9 @@ def kill_when(workdir, trained: int, deadline: float = 90) -> bool:
             if done >= trained and training_now(workdir):
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-                assert running_runs(workdir) == 0  # only a recorder killed mid-write could leave one
+                # MLflow only records: a run killed while it trained left nothing there (a
+                # recorder killed while writing another run may leave that one RUNNING)
+                assert training_now(workdir) and not training_now(workdir) & recorded_keys(workdir)
                 return True
             time.sleep(0.05)
         return False
