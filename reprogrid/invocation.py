@@ -1,52 +1,69 @@
-"""Surviving a killed Snakemake: its lock is released when its process is gone.
+"""One invocation per working directory, and surviving a killed one.
 
-Snakemake locks a working directory and, when killed (SIGKILL, power loss), leaves the
-lock behind; the next `snakemake --rerun-incomplete` then refuses to start until someone
-runs `--unlock`. reprogrid records which process holds the lock (onstart) and, at the
-next invocation, removes the lock only when that process no longer exists on this host.
-A lock held by a live process, by another host, or by an unknown one is left alone.
+Snakemake locks a working directory, but only once it has built its DAG, and a killed
+Snakemake (SIGKILL, the OOM killer, power loss) leaves its lock behind, so the next
+`snakemake --rerun-incomplete` refuses to start until someone runs `--unlock`.
+
+reprogrid's own claim closes both gaps. The Snakemake process takes an exclusive
+`flock` on `.snakemake/reprogrid/invocation.lock` while it parses the Snakefile, before
+any work, and holds it for the rest of its life; the kernel drops it when that process
+exits, however it exits. So:
+- a second invocation in the same directory, however soon after the first it starts,
+  cannot take it and is refused at once, naming the holder;
+- a Snakemake lock found by an invocation that does hold the claim was left by a
+  process that no longer exists, and is removed.
+Jobs that a killed Snakemake left running are not covered by this claim: each holds
+its run's own lock (reprogrid.runlock), which later attempts wait for.
 """
 
 from __future__ import annotations
 
-import json
+import fcntl
 import os
-import socket
 from pathlib import Path
 
-RECORD = Path(".snakemake") / "reprogrid-invocation.json"
-LOCKS = Path(".snakemake") / "locks"
+CLAIM = Path(".snakemake") / "reprogrid" / "invocation.lock"
+SNAKEMAKE_LOCKS = Path(".snakemake") / "locks"
+_held: list[int] = []  # the claim's descriptor, open for the life of the process
 
 
-def record_holder() -> None:
-    """Say that this process (Snakemake, which now holds the lock) is running here."""
-    RECORD.parent.mkdir(parents=True, exist_ok=True)
-    RECORD.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+# Snakemake options with which an invocation only looks (plans, lists, draws, lints,
+# unlocks): it claims nothing.
+LOOKING = {"-n", "--dry-run", "--dryrun", "--unlock", "--lint", "--summary", "-S", "--detailed-summary", "-D",
+           "--dag", "--rulegraph", "--filegraph", "--list-rules", "--list", "-l", "--report"}
 
 
-def _alive(pid: int) -> bool:
+def works(argv: list[str]) -> bool:
+    """Whether a Snakemake command line may run jobs (and so must claim the directory)."""
+    return not LOOKING & set(argv)
+
+
+class AlreadyRunning(RuntimeError):
+    """Another invocation is working in this directory."""
+
+
+def claim() -> str | None:
+    """Claim this working directory for this process, or raise AlreadyRunning. Returns
+    what was done about a lock a killed invocation left, or None."""
+    if _held:
+        return None
+    CLAIM.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(CLAIM, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def release_stale_lock() -> str | None:
-    """Remove the lock a killed invocation left; return what was done, or None."""
-    locks = sorted(LOCKS.glob("*.lock")) if LOCKS.is_dir() else []
-    if not locks or not RECORD.is_file():
-        return None
-    try:
-        holder = json.loads(RECORD.read_text())
-        pid, host = int(holder["pid"]), holder["host"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    if host != socket.gethostname() or pid == os.getpid() or _alive(pid):
-        return None
-    for lock in locks:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+        os.close(fd)
+        raise AlreadyRunning(
+            f"another snakemake (pid {holder or 'unknown'}) is running in {Path.cwd()}; wait for it to finish "
+            "or stop it, then rerun"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _held.append(fd)
+    stale = sorted(SNAKEMAKE_LOCKS.glob("*.lock")) if SNAKEMAKE_LOCKS.is_dir() else []
+    for lock in stale:
         lock.unlink(missing_ok=True)
-    RECORD.unlink(missing_ok=True)
-    return f"removed the lock left by a killed snakemake (pid {pid}, no longer running)"
+    if stale:
+        return "removed the lock left by a snakemake that was killed (no invocation holds this directory)"
+    return None

@@ -14,23 +14,34 @@ import os
 import subprocess
 import sys
 
+from reprogrid.runlock import RunLocked
 from reprogrid.steps import STEPS, execute
+
+# `run_key=KEY`: the run whose lock the step holds; not an argument of the step itself
+RUN_KEY_ARGUMENT = "run_key"
 
 
 class StepFailed(RuntimeError):
     """A step failed in a warm worker; the message is its traceback there."""
 
 
-def run(step: str, kwargs: dict, log_path: str) -> None:
-    """Run a step in a warm worker when the workflow started one, else in this process."""
-    from reprogrid import warm
+def run(step: str, kwargs: dict, log_path: str, run_key: str | None = None) -> None:
+    """Run a step in a warm worker when the workflow started one, else in this process.
+    A step of one run holds that run's lock throughout (reprogrid.runlock), shared with
+    the warm child doing the work."""
+    from reprogrid import runlock, warm
 
-    outcome = warm.run_remote(step, kwargs, log_path)
-    if outcome is not None:
-        if not outcome["ok"]:
-            raise StepFailed(outcome["error"])
-        return
-    execute(step, kwargs, log_path)
+    lock = runlock.acquire(run_key) if run_key else None
+    try:
+        outcome = warm.run_remote(step, kwargs, log_path, lock)
+        if outcome is not None:
+            if not outcome["ok"]:
+                raise StepFailed(outcome["error"])
+            return
+        execute(step, kwargs, log_path)
+    finally:
+        if lock is not None:
+            os.close(lock)
 
 
 def run_fresh(step: str, kwargs: dict, log_path: str) -> None:
@@ -60,11 +71,12 @@ def parse_arguments(items: list[str]) -> dict:
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] not in STEPS:
-        print(f"usage: step.py {{{'|'.join(STEPS)}}} LOG NAME=VALUE NAME:=JSON ...", file=sys.stderr)
+        print(f"usage: step.py {{{'|'.join(STEPS)}}} LOG [run_key=KEY] NAME=VALUE NAME:=JSON ...", file=sys.stderr)
         return 2
+    kwargs = parse_arguments(argv[2:])
     try:
-        run(argv[0], parse_arguments(argv[2:]), argv[1])
-    except StepFailed as failure:
+        run(argv[0], kwargs, argv[1], kwargs.pop(RUN_KEY_ARGUMENT, None))
+    except (StepFailed, RunLocked) as failure:
         print(failure, file=sys.stderr)
         return 1
     return 0

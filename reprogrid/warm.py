@@ -105,10 +105,11 @@ def stop(server: subprocess.Popen | None) -> None:
 
 # --- the job side -------------------------------------------------------------------
 
-def run_remote(step: str, kwargs: dict, log_path: str) -> dict | None:
+def run_remote(step: str, kwargs: dict, log_path: str, run_lock: int | None = None) -> dict | None:
     """Have a warm child run the step: its outcome {"ok": ..., "error": ...}, or None when
     the step should run in this process instead (no server, or the server declined or
-    did not start a child in time; the reason goes to the job's stderr)."""
+    did not start a child in time; the reason goes to the job's stderr). `run_lock`,
+    the run's lock (reprogrid.runlock), is shared with the child: held until both end."""
     socket_path = os.environ.get(SOCKET_ENV)
     if not socket_path or not enabled():
         return None
@@ -121,7 +122,8 @@ def run_remote(step: str, kwargs: dict, log_path: str) -> dict | None:
         try:
             connection.connect(socket_path)
             # the child writes to this job's own stdout and stderr
-            socket.send_fds(connection, [HEADER.pack(len(request))], [1, 2])
+            fds = [1, 2] if run_lock is None else [1, 2, run_lock]
+            socket.send_fds(connection, [HEADER.pack(len(request))], fds)
             connection.sendall(request)
             connection.settimeout(float(os.environ.get(START_TIMEOUT_ENV, "60")))
             started = json.loads(_receive(connection) or b"{}")
@@ -263,7 +265,7 @@ def _accept(listener: socket.socket) -> _Job | None:
     connection, _ = listener.accept()
     connection.settimeout(30)  # a client sends its request at once; never hang on one
     try:
-        header, fds, _, _ = socket.recv_fds(connection, HEADER.size, 2)
+        header, fds, _, _ = socket.recv_fds(connection, HEADER.size, 3)
         request = json.loads(_receive(connection, HEADER.unpack(header)[0]))
         connection.settimeout(None)
         if request.get("step") not in STEPS:
@@ -302,6 +304,7 @@ def _run_child(job: _Job) -> None:
         for fd, target in zip(job.fds, (1, 2)):
             os.dup2(fd, target)
             os.close(fd)
+        # job.fds[2], the run's lock if it came, stays open: held until this child exits
         request = job.request
         os.chdir(request["cwd"])
         os.environ.clear()

@@ -9,11 +9,13 @@ import signal
 import sqlite3
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import REPO, SNAKEMAKE, grid_runs, run_snakemake, tiny_config
+from reprogrid.records import read_json
 
 pytestmark = pytest.mark.workflow
 CONFIG = tiny_config(replicates=4, training={"epochs": 4, "batch_size": 64, "optimizer": "sgd", "lr": 0.05,
@@ -82,7 +84,7 @@ def test_killed_grids_complete_and_match_an_uninterrupted_run(tmp_path):
     assert sum(kills) >= 2, kills  # at least two kills landed mid-grid
     finished = run_snakemake(killed, "--cores", "2", "--configfile", "config.yaml", "--rerun-incomplete")
     assert finished.returncode == 0, finished.stderr[-3000:]
-    assert "removed the lock left by a killed snakemake" in finished.stderr
+    assert "removed the lock left by a snakemake that was killed" in finished.stderr
 
     expected, got = summary(reference), summary(killed)
     assert set(expected) == set(got)
@@ -106,3 +108,82 @@ def test_killed_grids_complete_and_match_an_uninterrupted_run(tmp_path):
     assert audit.returncode == 0, audit.stdout
     print(f"\nreliability: {sum(kills)} of {len(kills)} SIGKILLs landed mid-grid; {len(dead)} MLflow runs "
           f"marked KILLED; {len(finished)} finished runs for 16/16 keys; bitwise cells equal to the uninterrupted run")
+
+
+def alive_in(workdir, command: str = "") -> list[int]:
+    """Processes working in `workdir` (jobs a killed snakemake left behind) whose command
+    line contains `command`."""
+    pids = []
+    for cwd in Path("/proc").glob("[0-9]*/cwd"):
+        try:
+            if os.readlink(cwd) == str(workdir) and command in (cwd.parent / "cmdline").read_text():
+                pids.append(int(cwd.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def train_jobs_in(workdir) -> list[int]:
+    return alive_in(workdir, "step.py\0train")
+
+
+@pytest.mark.parametrize("warm", ["1", "0"])
+def test_sigkill_of_snakemake_alone_then_an_edited_rerun_ends_with_the_new_configs_results(tmp_path, warm):
+    """kill -9 of snakemake only (its jobs live on), the config edited, the rerun started at
+    once: no key is worked on by two attempts at the same time, the orphans' results never
+    replace the rerun's, and every run's record holds the config now in force."""
+    # runs long enough (~10 s each) that the orphans are still training when the rerun starts
+    # two runs, both orphaned mid-training, so the rerun meets them at once
+    old = tiny_config(replicates=1, seed_settings={"all_fixed": {}},
+                      training={"epochs": 1000, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9})
+    # the edit shortens training: without the run locks, the rerun would finish first and
+    # the orphans would then overwrite its results with the old config's
+    new = old | {"training": old["training"] | {"epochs": 100}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"REPROGRID_WARM_WORKERS": warm}
+    process = subprocess.Popen([str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
+                                "--configfile", "config.yaml"], cwd=tmp_path, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(train_jobs_in(tmp_path)) < 2 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(train_jobs_in(tmp_path)) == 2, "the grid never started training"
+    time.sleep(1)  # well into training
+    process.kill()  # snakemake alone: its jobs are orphaned, not killed
+    process.wait()
+    orphans = alive_in(tmp_path)
+    assert orphans, "no job outlived snakemake: the scenario did not happen"
+
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(new))
+    rerun = run_snakemake(tmp_path, "--cores", "2", "--configfile", "config.yaml", "--rerun-incomplete", env=env)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert wait_gone(orphans), "jobs of the killed snakemake were still alive after the rerun"
+    again = run_snakemake(tmp_path, "--cores", "2", "--configfile", "config.yaml", env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Nothing to be done" in again.stderr or "Nothing to be done" in again.stdout
+
+    records = sorted((tmp_path / "results" / "runs").glob("*/*/*/train.json"))
+    assert len(records) == 2
+    assert {read_json(p)["run_config"]["training"]["epochs"] for p in records} == {100}
+    assert {len(read_json(p)["epochs"]) for p in records} == {100}
+    assert "waiting for an earlier attempt at run" in rerun.stderr  # the rerun met the orphans
+    audit = subprocess.run([str(SNAKEMAKE.with_name("reprogrid")), "audit"], cwd=tmp_path, capture_output=True,
+                           text=True)
+    assert audit.returncode == 0, audit.stdout
+    finished = [r for r in grid_runs(tmp_path) if r.info.status == "FINISHED"]
+    latest = {}
+    for r in sorted(finished, key=lambda r: r.info.start_time):
+        latest[r.info.run_name] = r
+    assert {r.data.params["training.epochs"] for r in latest.values()} == {"100"}
+    print(f"\nreliability: snakemake alone SIGKILLed (warm workers {'on' if warm == '1' else 'off'}), "
+          f"{len(orphans)} orphaned processes; the edited rerun waited for them; 2/2 runs hold the new config")
+
+
+def wait_gone(pids: list[int], timeout: float = 120) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not [p for p in pids if os.path.exists(f"/proc/{p}") and
+                not open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"]:
+            return True
+        time.sleep(0.1)
+    return False

@@ -72,9 +72,10 @@ def record_run(train: dict, evaluation: dict, tracking_path, files: list[str | P
 
     The run exists RUNNING only while it is being written (a fraction of a second).
     A recorder killed in that window leaves it so; the next attempt at the same key
-    from this working directory ends it KILLED before writing its own: jobs for one
-    key never run at once (Snakemake's lock on the directory), so nothing alive is
-    marked. Re-running a run creates a new MLflow run; the older one stays as history.
+    from this working directory ends it KILLED before writing its own. That attempt
+    holds the run's lock (reprogrid.runlock), which every attempt holds while it works,
+    so the writer of a RUNNING record it finds is dead: nothing alive is marked.
+    Re-running a run creates a new MLflow run; the older one stays as history.
     """
     from reprogrid import tracking
     from reprogrid.records import read_json

@@ -47,8 +47,11 @@ def forced_paths(argv):
 
 
 FORCED_PATHS = forced_paths(sys.argv)
-if not ({"-n", "--dry-run", "--dryrun", "--unlock"} & set(sys.argv)):
-    RELEASED = invocation.release_stale_lock()  # before Snakemake takes the lock
+if workflow.is_main_process and not workflow.dryrun and invocation.works(sys.argv):
+    try:  # before Snakemake takes its own lock, and before any work
+        RELEASED = invocation.claim()
+    except invocation.AlreadyRunning as error:
+        raise WorkflowError(str(error)) from None
     if RELEASED:
         print(f"reprogrid: {RELEASED}", file=sys.stderr)
 TRACKING_URI = tracking_uri(config)
@@ -71,13 +74,18 @@ wildcard_constraints:
     replicate="[1-9][0-9]*",
 
 
-def step(name, **arguments):
+def step(name, of_run=False, **arguments):
     """The shell command running step `name` with keyword arguments taken from the job:
     `model_path="output.model"`. Params are JSON text (`NAME:=`), the rest plain strings.
     Params are plain values or functions of the wildcards only: Snakemake compares those
     between runs (so a changed config reruns the job), and they keep DAG building cheap.
+    A step `of_run` holds that run's lock while it works (reprogrid/runlock.py).
     """
     parts = [STEP, name, "{log:q}"]
+    if of_run:  # wildcards are constrained to characters the shell leaves alone
+        parts.append(
+            "run_key={wildcards.setting}/{wildcards.libconf}/r{wildcards.replicate}"
+        )
     for keyword, source in arguments.items():
         operator = ":=" if source.startswith("params.") else "="
         parts.append(f"{keyword}{operator}{{{source}:q}}")
@@ -145,7 +153,6 @@ def preflight():
 
 
 onstart:
-    invocation.record_holder()
     WARM["server"] = warm.start()
     preflight()
     prepare_tracking()

@@ -22,6 +22,7 @@ rule evaluate:
     shell:
         step(
             "evaluate",
+            of_run=True,
             train_json_path="input.record",
             model_path="input.model",
             tracking_path="params.tracking_file",

@@ -10,6 +10,7 @@ rule seed:
     shell:
         step(
             "seed",
+            of_run=True,
             setting="wildcards.setting",
             libconf="wildcards.libconf",
             replicate="wildcards.replicate",

@@ -20,6 +20,7 @@ rule train:
     shell:
         step(
             "train",
+            of_run=True,
             run_config="params.run_config",
             seeds_path="input.seeds",
             model_path="output.model",
