@@ -11,6 +11,7 @@ from a run config is `reprogrid.prediction`; where runs are recorded,
 from __future__ import annotations
 
 import copy
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,20 @@ def schema_error_message(error) -> str:
     if error.validator in ("oneOf", "anyOf") and "description" in error.schema:
         return str(ConfigError(key_path(path), f"{error.instance!r} is not valid; expected {error.schema['description']}"))
     return str(ConfigError(key_path(path), error.message))
+
+
+def check_finite(node: Any, path: tuple = ()) -> None:
+    """Refuse NaN and infinity anywhere in the config (YAML's `.nan`, `.inf`): a schema's
+    bounds let NaN through (every comparison with it is false), and a run would train to
+    NaN losses. Runs before the schema check, so the message names the number's key."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(key_path(path), f"{node!r} is not a finite number")
+    if isinstance(node, dict):
+        for key, value in node.items():
+            check_finite(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            check_finite(value, (*path, index))
 
 
 def check_config(config: dict) -> None:

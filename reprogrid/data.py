@@ -32,6 +32,11 @@ class Split:
     file: dict | None = None  # a file dataset's path, sha256 and size
 
     @property
+    def n_features(self) -> int:
+        """Inputs per example, flattened: what a built-in model takes."""
+        return int(np.prod(self.x_train.shape[1:]))
+
+    @property
     def n_classes(self) -> int:
         return int(max(self.y_train.max(), self.y_test.max())) + 1 if self.task == "classification" else 0
 

@@ -1,4 +1,5 @@
-"""The built-in models, all on 64-feature (8x8) inputs.
+"""The built-in models. Their input width is the data's (64 for digits, 8x8 images);
+the CNN needs square images (a width that is a perfect square).
 
 `mlp` and `cnn` classify; `vae` reconstructs and draws its latent noise from the
 generator it is handed (the `sampling` source), never from torch's global one.
@@ -8,11 +9,13 @@ the caller seeds with the `init` source just before `build_model`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from reprogrid.data import IMAGE_SIDE, N_FEATURES
+from reprogrid.data import N_FEATURES
 
 
 def _mlp_layers(sizes: list[int], dropout: float) -> list[nn.Module]:
@@ -25,39 +28,43 @@ def _mlp_layers(sizes: list[int], dropout: float) -> list[nn.Module]:
 
 
 class MLP(nn.Sequential):
-    def __init__(self, hidden: list[int], dropout: float, n_classes: int):
-        sizes = [N_FEATURES, *hidden]
+    def __init__(self, hidden: list[int], dropout: float, n_classes: int, n_features: int = N_FEATURES):
+        sizes = [n_features, *hidden]
         super().__init__(*_mlp_layers(sizes, dropout), nn.Linear(sizes[-1], n_classes))
 
 
 class CNN(nn.Module):
     """Two 3x3 convolutions with one 2x2 pooling between them, then a linear head."""
 
-    def __init__(self, channels: list[int], dropout: float, n_classes: int):
+    def __init__(self, channels: list[int], dropout: float, n_classes: int, n_features: int = N_FEATURES):
         super().__init__()
+        self.side = math.isqrt(n_features)
+        if self.side * self.side != n_features or self.side < 2:
+            raise ValueError(f"model cnn takes square images; {n_features} features per example are not "
+                             "a square image's pixels (use model mlp)")
         first, second = channels
         self.features = nn.Sequential(
             nn.Conv2d(1, first, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(first, second, 3, padding=1), nn.ReLU(), nn.Flatten(),
         )
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(second * (IMAGE_SIDE // 2) ** 2, n_classes)
+        self.head = nn.Linear(second * (self.side // 2) ** 2, n_classes)
 
     def forward(self, x):
-        x = x.view(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
+        x = x.view(-1, 1, self.side, self.side)
         return self.head(self.dropout(self.features(x)))
 
 
 class VAE(nn.Module):
     """A Bernoulli-likelihood VAE; `forward` returns (reconstruction logits, mu, logvar)."""
 
-    def __init__(self, hidden: list[int], latent: int, dropout: float):
+    def __init__(self, hidden: list[int], latent: int, dropout: float, n_features: int = N_FEATURES):
         super().__init__()
-        self.encoder = nn.Sequential(*_mlp_layers([N_FEATURES, *hidden], dropout))
+        self.encoder = nn.Sequential(*_mlp_layers([n_features, *hidden], dropout))
         self.to_stats = nn.Linear(hidden[-1], 2 * latent)
         decoder_sizes = [latent, *reversed(hidden)]
         self.decoder = nn.Sequential(
-            *_mlp_layers(decoder_sizes, 0.0), nn.Linear(decoder_sizes[-1], N_FEATURES)
+            *_mlp_layers(decoder_sizes, 0.0), nn.Linear(decoder_sizes[-1], n_features)
         )
 
     def forward(self, x, generator: torch.Generator | None = None):
@@ -79,9 +86,10 @@ def negative_elbo(recon_logits, mu, logvar, target):
     return (reconstruction + kl) / target.shape[0]
 
 
-def build_model(model: dict, n_classes: int) -> nn.Module:
-    """A built-in model, or the user's `factory(**kwargs)` (the caller has seeded torch's
-    global generator with the `init` stream, which governs the factory's own init too)."""
+def build_model(model: dict, n_classes: int, n_features: int = N_FEATURES) -> nn.Module:
+    """A built-in model taking `n_features` inputs, or the user's `factory(**kwargs)` (the
+    caller has seeded torch's global generator with the `init` stream, which governs the
+    factory's own init too)."""
     if "factory" in model:
         from reprogrid import user
 
@@ -92,9 +100,9 @@ def build_model(model: dict, n_classes: int) -> nn.Module:
         return built
     name = model["name"]
     if name == "mlp":
-        return MLP(model["hidden"], model["dropout"], n_classes)
+        return MLP(model["hidden"], model["dropout"], n_classes, n_features)
     if name == "cnn":
-        return CNN(model["channels"], model["dropout"], n_classes)
+        return CNN(model["channels"], model["dropout"], n_classes, n_features)
     if name == "vae":
-        return VAE(model["hidden"], model["latent"], model["dropout"])
+        return VAE(model["hidden"], model["latent"], model["dropout"], n_features)
     raise ValueError(f"unknown model {name!r}")

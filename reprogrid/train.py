@@ -3,6 +3,7 @@ the weights after every epoch. Pure computation: no files, no MLflow."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -40,6 +41,10 @@ class AugmentedBatches(Dataset):
             return clean, clean, self.labels[index]
         noise = torch.from_numpy(np.random.standard_normal(tuple(clean.shape)))
         return clean + self.noise_std * noise.to(clean.dtype), clean, self.labels[index]
+
+
+class NumericalDivergence(ArithmeticError):
+    """The training loss became NaN or infinite: the run failed, it did not train."""
 
 
 @dataclass
@@ -114,11 +119,11 @@ def loss_function(training: dict, task: str):
     return user.import_factory(name, "training.loss")
 
 
-def prepare_model(run_config: dict, seeds: dict, n_classes: int) -> tuple[torch.nn.Module, dict | None]:
+def prepare_model(run_config: dict, seeds: dict, split: Split) -> tuple[torch.nn.Module, dict | None]:
     """The initial model: built under the `init` stream, then nudged if `ulp` varies."""
     library = run_config["library"]
     randomness.seed_init(seeds)
-    model = build_model(run_config["model"], n_classes)
+    model = build_model(run_config["model"], split.n_classes, split.n_features)
     model = model.to(device=torch_device(library), dtype=torch_dtype(library))
     nudge = None
     if run_config["seed_modes"]["ulp"] != "off":
@@ -130,7 +135,7 @@ def train_model(run_config: dict, seeds: dict, split: Split) -> TrainResult:
     started = time.perf_counter()
     library = run_config["library"]
     device = torch_device(library)
-    model, nudge = prepare_model(run_config, seeds, split.n_classes)
+    model, nudge = prepare_model(run_config, seeds, split)
     result = TrainResult(model, weights_digest(model.state_dict()), ulp_nudge=nudge)
 
     is_vae = run_config["model"].get("name") == "vae"
@@ -155,6 +160,10 @@ def train_model(run_config: dict, seeds: dict, split: Split) -> TrainResult:
             optimizer.step()
             loss_sum += loss.item() * len(labels)
             seen += len(labels)
+        if not math.isfinite(loss_sum):
+            raise NumericalDivergence(
+                f"run {run_config['run_key']}: the training loss became {loss_sum / seen} in epoch {epoch}; "
+                "the run diverged numerically (a smaller training.lr, or normalised data, may help)")
         if schedule is not None:
             schedule.step()
         result.epochs.append({

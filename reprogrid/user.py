@@ -114,10 +114,16 @@ def factory_arrays(returned, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
     """(x_train, y_train, x_test, y_test) from what a dataset factory returned."""
     if isinstance(returned, (tuple, list)) and len(returned) == 4:
         names = ("X_train", "y_train", "X_test", "y_test")
-        return tuple(_as_array(v, key, f"returned {n}") for v, n in zip(returned, names))  # type: ignore[return-value]
-    if isinstance(returned, (tuple, list)) and len(returned) == 2 and all(
+        arrays = [_as_array(v, key, f"returned {n}") for v, n in zip(returned, names)]
+    elif isinstance(returned, (tuple, list)) and len(returned) == 2 and all(
             hasattr(d, "__getitem__") and hasattr(d, "__len__") for d in returned):
-        return (*_materialize(returned[0], key, "train"), *_materialize(returned[1], key, "test"))
+        arrays = [*_materialize(returned[0], key, "train"), *_materialize(returned[1], key, "test")]
+    else:
+        arrays = None
+    if arrays is not None:
+        _checked_finite(*arrays[:2], "the train split", key)
+        _checked_finite(*arrays[2:], "the test split", key)
+        return tuple(arrays)  # type: ignore[return-value]
     raise ConfigError(key, f"the factory returned {type(returned).__name__}; it must return "
                            "(X_train, y_train, X_test, y_test) arrays or (train, test) torch Datasets")
 
@@ -145,21 +151,42 @@ def read_table(path: Path, target: str | None, key: str) -> tuple[np.ndarray, np
             if non_numeric:
                 raise ConfigError(key, f"column {non_numeric[0]!r} of {path.name} is not numeric; "
                                        "encode it first (every column but the target must be a number)")
+            _refuse_missing(table, path, key)
             labels = table[target]
             if not pd.api.types.is_numeric_dtype(labels):  # class names: codes in sorted order
                 labels = labels.astype("category").cat.codes
-            return features.to_numpy(dtype=np.float32), labels.to_numpy()
+            return _checked_finite(features.to_numpy(dtype=np.float32), labels.to_numpy(), path.name, key)
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as stored:
                 name = target or "y"
                 if "x" not in stored or name not in stored:
                     raise ConfigError(key, f"{path.name} must hold arrays 'x' and {name!r}; it holds {', '.join(stored.files)}")
-                return stored["x"], stored[name]
+                return _checked_finite(stored["x"], stored[name], path.name, key)
     except ConfigError:
         raise
     except Exception as error:  # noqa: BLE001 - unreadable: say so, naming the file
         raise ConfigError(key, f"cannot read {str(path)!r} ({type(error).__name__}: {error})") from None
     raise ConfigError(key, f"{path.name}: only .csv and .npz files are read")
+
+
+def _refuse_missing(table, path: Path, key: str) -> None:
+    """An empty cell, named by column and line (the header is line 1)."""
+    missing = table.isna()
+    if missing.to_numpy().any():
+        row, column = next((r, c) for r, c in zip(*missing.to_numpy().nonzero()))
+        raise ConfigError(key, f"{path.name}: column {str(table.columns[column])!r} is empty on line {row + 2}; "
+                               "fill or drop that row")
+
+
+def _checked_finite(features, targets, source: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Refuse NaN or infinity in the data: a run would train to NaN and report chance."""
+    for array, what in ((features, "features"), (targets, "targets")):
+        array = np.asarray(array)
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+            raise ConfigError(key, f"{source}: {what} hold {float(array[index])} at index {list(index)}; "
+                                   "every value must be a finite number")
+    return features, targets
 
 
 def file_record(path: Path) -> dict:

@@ -46,6 +46,11 @@ CASES = [
     ("cells", [["nope", "t1"]], "cells[0]"),
     ("reference_libconf", "nope", "reference_libconf"),
     ("surprise", 1, "surprise"),
+    # YAML's .nan and .inf: the schema's bounds cannot refuse NaN (every comparison is false)
+    ("training.lr", float("nan"), "training.lr"),
+    ("training.lr", float("inf"), "training.lr"),
+    ("augment.noise_std", float("nan"), "augment.noise_std"),
+    ("library_configs.t1", {"threads": 1, "matmul_precision": "highest", "x": float("-inf")}, "library_configs.t1.x"),
 ]
 
 

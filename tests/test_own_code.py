@@ -13,7 +13,9 @@ from reprogrid.config import ConfigError, check_config, resolve_run_config
 from reprogrid.data import load_split
 from reprogrid.hashing import code_digest
 from reprogrid.steps.preflight import check_inputs, run_preflight
+from reprogrid.seeds import derive_seeds, draw_unseeded
 from reprogrid.steps.train import package_dir
+from reprogrid.train import train_model
 from reprogrid.user import factory_source_files
 
 COUNTER = itertools.count()
@@ -124,6 +126,29 @@ def test_a_csv_file_with_a_float_target_is_a_regression(own, tmp_path):
     assert len(split.y_test) == 8  # test_fraction 0.2 of 40 rows
 
 
+@pytest.mark.parametrize("model", [{"name": "mlp", "hidden": [8], "dropout": 0.0},
+                                   {"name": "cnn", "channels": [2, 4], "dropout": 0.0}])
+def test_built_in_models_take_their_input_width_from_the_data(own, tmp_path, model):
+    rows = "\n".join(f"{i % 3},{i % 5},{i % 7},{i % 2},{i % 2}" for i in range(30))
+    (tmp_path / "four.csv").write_text("a,b,c,d,y\n" + rows + "\n")  # 4 features: a 2x2 image for the CNN
+    config = own_config(own, dataset={"path": "four.csv", "target": "y"}, model=model)
+    check_inputs(config)
+    run_preflight(config)  # builds the model and runs it on the data
+    run_config = resolve_run_config(config, "all_fixed", "t1", 1)
+    seeds = draw_unseeded(derive_seeds(run_config["root_seed"], run_config["seed_modes"], 1))
+    result = train_model(run_config, seeds, load_split(run_config["dataset"], seeds["split"]))
+    assert len(result.epochs) == run_config["training"]["epochs"]
+
+
+def test_a_cnn_on_data_that_is_not_square_images_is_refused_by_name(own, tmp_path):
+    (tmp_path / "five.csv").write_text("a,b,c,d,e,y\n" + "\n".join("1,2,3,4,5,0" for _ in range(10)) + "\n")
+    config = own_config(own, dataset={"path": "five.csv", "target": "y"},
+                        model={"name": "cnn", "channels": [2, 4], "dropout": 0.0})
+    with pytest.raises(ConfigError) as caught:
+        run_preflight(config)
+    assert str(caught.value).startswith("config key model.name:") and "square images" in str(caught.value)
+
+
 def csv(tmp_path, text: str, name="data.csv"):
     (tmp_path / name).write_bytes(text.encode() if isinstance(text, str) else text)
     return name
@@ -171,6 +196,10 @@ BROKEN_FILES = [
     ("text feature", "a,y\nred,1\n", {"target": "y"}, "dataset.path", "not numeric"),
     ("negative labels", "a,y\n1,-1\n2,0\n", {"target": "y"}, "dataset.task", "integers 0, 1, 2"),
     ("npz without x", None, {"path": "data.npz"}, "dataset.path", "must hold arrays 'x'"),
+    ("empty feature cell", "a,b,y\n1,2,0\n3,,1\n", {"target": "y"}, "dataset.path",
+     "column 'b' is empty on line 3"),
+    ("empty label cell", "a,y\n1,0\n2,\n", {"target": "y"}, "dataset.path", "column 'y' is empty on line 3"),
+    ("infinite feature", "a,y\n1,0\ninf,1\n", {"target": "y"}, "dataset.path", "inf at index [1, 0]"),
     ("unknown format", "x", {"path": "data.parquet"}, "dataset.path", "only .csv and .npz"),
 ]
 

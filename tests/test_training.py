@@ -10,7 +10,7 @@ from reprogrid.data import load_split
 from reprogrid.evaluate import evaluate_model
 from reprogrid.randomness import nudge_one_ulp
 from reprogrid.seeds import derive_seeds, draw_unseeded
-from reprogrid.train import train_model
+from reprogrid.train import NumericalDivergence, train_model
 
 
 def trained(setting_modes=None, replicate=1, libconf=None, **config_changes):
@@ -93,3 +93,8 @@ def test_float64_library_configuration_trains_in_float64():
 def test_data_loader_workers_are_seeded_from_the_augment_source():
     libconf = {"num_workers": 1}
     assert final(trained(libconf=libconf)[2]) == final(trained(libconf=libconf)[2])
+
+
+def test_a_run_whose_loss_becomes_non_finite_fails_naming_the_epoch():
+    with pytest.raises(NumericalDivergence, match=r"run s/l/r1: the training loss became (nan|inf) in epoch \d"):
+        trained(training={"epochs": 3, "batch_size": 64, "optimizer": "sgd", "lr": 1e30, "momentum": 0.9})

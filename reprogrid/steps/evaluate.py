@@ -61,7 +61,7 @@ def run_evaluate(train_json_path, model_path, tracking_path, eval_json_path, pre
     if data_digest(split.x_train, split.y_train, split.x_test, split.y_test) != train_record["hashes"]["data"]:
         raise IntegrityError(f"{key}: the data no longer hash as they did in training ({train_json_path})")
     library = run_config["library"]
-    model = build_model(run_config["model"], split.n_classes)
+    model = build_model(run_config["model"], split.n_classes, split.n_features)
     model = model.to(device=torch_device(library), dtype=torch_dtype(library))
     model.load_state_dict(state)
     metrics, logits, labels = evaluate_model(model, run_config, split)

@@ -70,7 +70,10 @@ def run_preflight(config: dict) -> None:
     split = load_split(run_config["dataset"], seeds["split"])
     randomness.seed_init(seeds)
     model_key = "model.factory" if "factory" in run_config["model"] else "model.name"
-    model = build_model(run_config["model"], split.n_classes)
+    try:
+        model = build_model(run_config["model"], split.n_classes, split.n_features)
+    except ValueError as error:  # a built-in model that cannot take this data
+        raise cfg.ConfigError(model_key, str(error)) from None
     inputs = torch.as_tensor(split.x_train[:2])
     targets = torch.as_tensor(split.y_train[:2], dtype=torch.float32 if split.task == "regression" else None)
     try:

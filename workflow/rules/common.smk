@@ -14,6 +14,7 @@ from reprogrid.steps.preflight import check_inputs
 from reprogrid.tracking_uri import tracking_uri
 
 try:
+    cfg.check_finite(config)
     validate(config, schema="../schemas/config.schema.yaml")
     cfg.check_config(config)
     check_inputs(config)
