@@ -12,8 +12,8 @@ from conftest import tiny_config
 from reprogrid.config import ConfigError, check_config, resolve_run_config
 from reprogrid.data import load_split
 from reprogrid.hashing import code_digest
-from reprogrid.steps.preflight import check_inputs, run_preflight
 from reprogrid.seeds import derive_seeds, draw_unseeded
+from reprogrid.steps.preflight import check_inputs, run_preflight
 from reprogrid.steps.train import package_dir
 from reprogrid.train import train_model
 from reprogrid.user import factory_source_files
