@@ -26,6 +26,7 @@ class RunRecord:
     start_time: int
     tags: dict
     params: dict
+    metrics: dict = field(default_factory=dict)
 
     @property
     def kind(self) -> str:

@@ -3,7 +3,8 @@
 of each library configuration (libconfs.csv).
 
 Works only on what the train and evaluate steps wrote (train.json, eval.json,
-predictions.npz, weights.npy); no torch, no MLflow. The statistics are in
+predictions.npz, weights.npy); no torch, no MLflow. Metrics are recomputed from the
+predictions (reprogrid.recompute), never taken on trust from eval.json. The statistics are in
 `reprogrid.stats`; metrics that do not apply (no classes for the VAE) stay empty.
 """
 
@@ -16,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from reprogrid import divergence, stats
-from reprogrid.hashing import file_digest
+from reprogrid.hashing import file_digest, predictions_digest
 from reprogrid.prediction import varied_sources
+from reprogrid.recompute import disagreements, metrics_from
 from reprogrid.records import IntegrityError, read_sealed
 
 BEST_OF = (2, 5, 10)
@@ -69,6 +71,7 @@ class RunResult:
     logits: np.ndarray | None  # (examples, classes); None where the model does not classify
     labels: np.ndarray | None
     weights_path: Path | None  # flattened final weights, read only when compared
+    mlflow_run_id: str | None = None  # the MLflow run that records it
 
     @property
     def classifies(self) -> bool:
@@ -97,10 +100,20 @@ def load_run(run_dir: str | Path) -> RunResult:
                                  f"so it was changed after evaluation: rerun evaluate "
                                  f"(snakemake --forcerun evaluate {run_dir / 'eval.json'})")
     run_config = train["run_config"]
-    logits = labels = None
-    if "test_accuracy" in evaluation["metrics"]:
-        with np.load(run_dir / "predictions.npz") as stored:
-            logits, labels = stored["logits"], stored["labels"]
+    with np.load(run_dir / "predictions.npz") as stored:
+        outputs, targets = stored["logits"], stored["labels"]
+    if predictions_digest(outputs, targets) != evaluation["hashes"]["predictions"]:
+        raise IntegrityError(f"{run_dir / 'predictions.npz'}: its predictions do not hash to the "
+                             f"reprogrid.hash.predictions in {run_dir / 'eval.json'}")
+    task = train.get("task", "classification")
+    recomputed = metrics_from(outputs, targets, task if run_config["model"].get("name") != "vae" else "vae",
+                              run_config.get("training", {}).get("loss", "auto"))
+    wrong = disagreements(evaluation["metrics"], recomputed)
+    if wrong:
+        raise IntegrityError(f"{run_dir / 'eval.json'}: its metrics are not what its predictions give "
+                             f"({'; '.join(wrong)}): it was edited after evaluation; rerun evaluate "
+                             f"(snakemake --forcerun evaluate {run_dir / 'eval.json'})")
+    classifies = "test_accuracy" in recomputed
     return RunResult(
         key=train["run_key"], setting=run_config["setting"], libconf=run_config["libconf"],
         replicate=run_config["replicate"], expect_bitwise=train["expect_bitwise"],
@@ -108,8 +121,11 @@ def load_run(run_dir: str | Path) -> RunResult:
         init_weights=train["hashes"]["init_weights"], weights=train["hashes"]["weights"],
         predictions=evaluation["hashes"]["predictions"],
         fingerprints=[e["weights"] for e in train["epochs"]],
-        metrics=evaluation["metrics"], train_seconds=train["train_seconds"],
-        logits=logits, labels=labels, weights_path=run_dir / "weights.npy",
+        # the recorded loss is kept (within tolerance of the recomputed one); the rest is exact
+        metrics=evaluation["metrics"] | {k: v for k, v in recomputed.items() if k != "test_loss"},
+        train_seconds=train["train_seconds"], mlflow_run_id=evaluation.get("mlflow_run_id"),
+        logits=outputs if classifies else None, labels=targets if classifies else None,
+        weights_path=run_dir / "weights.npy",
     )
 
 

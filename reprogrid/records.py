@@ -2,8 +2,12 @@
 
 Written atomically, so a killed job never leaves half a file. train.json and eval.json
 are sealed: they carry the sha256 of their own content (`record_sha256`), so a
-truncated or edited record is refused by whatever reads it next, by name, instead of
-feeding a forged hash or metric downstream.
+truncated, damaged or hand-edited record is refused by whatever reads it next, by name.
+
+The seal is not a signature: it has no key, so someone who edits a record and
+recomputes its seal passes it. What stops such a forgery is elsewhere: compare
+recomputes every metric from the predictions (reprogrid.recompute) and checks each
+run's hashes and metrics against the MLflow run that recorded it.
 """
 
 from __future__ import annotations

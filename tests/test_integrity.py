@@ -107,3 +107,44 @@ def test_a_planted_pickle_does_not_run_even_with_a_matching_record(copied, tmp_p
         evaluate_again(copied)
     assert not marker.exists()
     assert read_sealed(run_dir(copied) / "eval.json")["run_key"] == KEY  # the old record stays intact
+
+
+def forge_compare(copied) -> str:
+    """Run compare on the forged copy; return its log (it must have failed)."""
+    done = run_snakemake(copied, "--cores", "1", "--configfile", "config.yaml", "--forcerun", "compare")
+    assert done.returncode != 0, "compare accepted a forged run"
+    return (copied / "results" / "logs" / "compare.log").read_text()
+
+
+def test_a_resealed_eval_json_with_a_forged_metric_is_refused(copied):
+    """The seal is an unkeyed sha256: anyone who edits eval.json can reseal it. Compare
+    recomputes the metrics from the predictions, so the forgery is still refused."""
+    path = run_dir(copied) / "eval.json"
+    record = read_sealed(path)
+    record["metrics"]["test_accuracy"] = 1.0
+    write_sealed(path, {k: v for k, v in record.items() if k != "record_sha256"})
+    assert read_sealed(path)["metrics"]["test_accuracy"] == 1.0  # the seal itself is satisfied
+    log = forge_compare(copied)
+    assert f"{KEY}/eval.json: its metrics are not what its predictions give (test_accuracy: recorded 1.0" in log
+
+
+def test_forged_predictions_with_a_consistent_resealed_eval_json_are_refused_by_the_mlflow_record(copied):
+    """A forger who rewrites the predictions and everything in eval.json that hashes them
+    is caught by the MLflow run that recorded the run when it was evaluated."""
+    directory = run_dir(copied)
+    with np.load(directory / "predictions.npz") as stored:
+        logits, labels = stored["logits"].copy(), stored["labels"]
+    wrong = logits.argmax(axis=1) != labels
+    logits[wrong, labels[wrong]] = 1e6  # every example now "correct"
+    np.savez(directory / "predictions.npz", logits=logits, labels=labels)
+    record = read_sealed(directory / "eval.json")
+    from reprogrid.hashing import predictions_digest
+    from reprogrid.recompute import metrics_from
+
+    record["metrics"] |= metrics_from(logits, labels, "classification", "auto")
+    record["hashes"]["predictions"] = predictions_digest(logits, labels)
+    record["files"]["predictions.npz"] = file_digest(directory / "predictions.npz")
+    write_sealed(directory / "eval.json", {k: v for k, v in record.items() if k != "record_sha256"})
+    assert load_run(directory).metrics["test_accuracy"] == 1.0  # consistent on disk
+    log = forge_compare(copied)
+    assert f"{KEY}: its files disagree with MLflow run" in log and "predictions, test_accuracy" in log

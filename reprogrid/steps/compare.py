@@ -12,10 +12,37 @@ from reprogrid.records import read_json
 log = logging.getLogger("reprogrid")
 
 
+def check_against_records(runs: list, records: list[dict]) -> None:
+    """Every run's files against the MLflow run that recorded it: its predictions (as
+    hashed from predictions.npz), weights hash and metrics (as recomputed) must be what
+    the record says. Editing a run's files, even resealing its records, is then not
+    enough to change a result: the store would have to be edited too."""
+    from reprogrid.records import IntegrityError
+
+    by_id = {r["run_id"]: r for r in records}
+    for run in runs:
+        record = by_id.get(run.mlflow_run_id)
+        if record is None:
+            raise IntegrityError(f"{run.key}: eval.json names MLflow run {run.mlflow_run_id}, which the experiment "
+                                 f"does not hold; rerun evaluate (snakemake --forcerun evaluate "
+                                 f"results/runs/{run.key}/eval.json)")
+        tags, metrics = record["tags"], record["metrics"]
+        wrong = [name for name, value in (("predictions", run.predictions), ("weights", run.weights))
+                 if tags.get(f"reprogrid.hash.{name}") != value]
+        wrong += [name for name in ("test_accuracy", "test_rmse")
+                  if name in run.metrics and metrics.get(name) != run.metrics[name]]
+        if wrong:
+            raise IntegrityError(f"{run.key}: its files disagree with MLflow run {run.mlflow_run_id} on "
+                                 f"{', '.join(wrong)}: they were changed after the run was recorded; rerun it "
+                                 f"(snakemake --forcerun train results/runs/{run.key}/eval.json)")
+
+
 def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_path,
-                attribution_path=None, libconfs_path=None, figures_dir=None, reference_libconf=None) -> None:
+                attribution_path=None, libconfs_path=None, figures_dir=None, reference_libconf=None,
+                verify_records: bool = True) -> None:
     """Compare all runs: summary.csv, pairs.csv, attribution.csv, libconfs.csv, the figures
-    and report.html; log them as one MLflow run tagged reprogrid.kind=compare."""
+    and report.html; log them as one MLflow run tagged reprogrid.kind=compare. Each run is
+    first checked against its MLflow record (`verify_records`)."""
     from reprogrid import tracking
     from reprogrid.compare import compare_runs, load_run, write_csv
     from reprogrid.report import render_report, write_figures
@@ -25,16 +52,18 @@ def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_
     libconfs_path = libconfs_path or out / "libconfs.csv"
     figures_dir = Path(figures_dir or out / "figures")
     runs = [load_run(d) for d in run_dirs]
+    tracked = read_json(tracking_path)
+    client = tracking.client(tracked["tracking_uri"])
+    if verify_records:
+        check_against_records(runs, tracking.run_records(client, tracked["experiment_id"]))
     comparison = compare_runs(runs, reference_libconf)
     for frame, path in ((comparison.summary, summary_path), (comparison.pairs, pairs_path),
                         (comparison.attribution, attribution_path), (comparison.libconfs, libconfs_path)):
         write_csv(frame, path)
     figures = write_figures(comparison, figures_dir)
-    tracked = read_json(tracking_path)
     Path(report_path).write_text(
         render_report(f"reprogrid: {tracked['experiment']}", comparison, figures), encoding="utf-8"
     )
-    client = tracking.client(tracked["tracking_uri"])
     run_id = tracking.create_run(
         client, tracked["experiment_id"], "compare",
         {"reprogrid.kind": "compare", "reprogrid.version": reprogrid.__version__},
