@@ -43,9 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     from reprogrid.config import ConfigError
     from reprogrid.replay import ReplayError
-    from reprogrid.tracking import StoreError
+    from reprogrid.tracking import StoreError, check_sqlite_store
 
     try:
+        check_sqlite_store(args.tracking_uri)
         if args.command == "audit":
             return audit(args)
         return replay(args)

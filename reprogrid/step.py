@@ -22,7 +22,18 @@ RUN_KEY_ARGUMENT = "run_key"
 
 
 class StepFailed(RuntimeError):
-    """A step failed in a warm worker; the message is its traceback there."""
+    """A step failed in a warm worker or a process of its own; the message is its
+    traceback there."""
+
+    @property
+    def reason(self) -> str:
+        """The exception's own message: the traceback's last line, without its class."""
+        lines = [line for line in str(self).splitlines() if line.strip()]
+        if not lines:
+            return "the step failed without a message"
+        kind, separator, message = lines[-1].partition(": ")
+        is_exception_line = separator and " " not in kind  # `package.module.SomeError: message`
+        return message if is_exception_line else lines[-1]
 
 
 def run(step: str, kwargs: dict, log_path: str, run_key: str | None = None) -> None:

@@ -58,6 +58,27 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
 
 
+def check_sqlite_store(uri: str) -> None:
+    """Refuse a damaged SQLite store before anything reads or writes it: SQLite's
+    `PRAGMA quick_check` (every page's structure, without the slow index cross-check).
+    Other stores, and a store not created yet, pass."""
+    db = sqlite_path(uri)
+    if db is None or not db.is_file():
+        return
+    try:
+        connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+        try:
+            problems = [row[0] for row in connection.execute("PRAGMA quick_check")]
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        problems = [str(error)]
+    if problems != ["ok"]:
+        first = " ".join(problems[0].replace("*** in database main ***", "").split())  # one line
+        raise StoreError(f"the SQLite store {db} is damaged (SQLite's quick_check: {first}); restore it from "
+                         "a copy, or move it aside to start a new store")
+
+
 def client(uri: str):
     from mlflow.tracking import MlflowClient
 
@@ -104,6 +125,7 @@ def prepare_experiment(uri: str, experiment: str) -> str:
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
         artifact_location = (db.parent / "mlartifacts").resolve().as_uri()
+    check_sqlite_store(uri)
     mlflow_client = opened_store_client(uri)
     found = mlflow_client.get_experiment_by_name(experiment)
     if db is not None:
@@ -236,12 +258,13 @@ def _reading(what: str):
     from contextlib import contextmanager
 
     from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
 
     @contextmanager
     def guard():
         try:
             yield
-        except MlflowException as error:
+        except (MlflowException, SQLAlchemyError) as error:
             reason = str(error).splitlines()[0][:300]
             raise StoreError(f"{what}: {reason}") from None
         except OSError as error:

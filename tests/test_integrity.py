@@ -148,3 +148,55 @@ def test_forged_predictions_with_a_consistent_resealed_eval_json_are_refused_by_
     assert load_run(directory).metrics["test_accuracy"] == 1.0  # consistent on disk
     log = forge_compare(copied)
     assert f"{KEY}: its files disagree with MLflow run" in log and "predictions, test_accuracy" in log
+
+
+def damage_a_page(database) -> int:
+    """Overwrite part of the first page whose damage SQLite's own check can see (bytes in
+    a page's unused space are invisible to any check); return its number."""
+    import sqlite3
+
+    original = database.read_bytes()
+    for page in range(1, len(original) // 4096):
+        damaged = bytearray(original)
+        damaged[page * 4096 + 8: page * 4096 + 72] = bytes(range(64))
+        database.write_bytes(bytes(damaged))
+        connection = sqlite3.connect(database)
+        try:
+            seen = connection.execute("PRAGMA quick_check").fetchall() != [("ok",)]
+        except sqlite3.DatabaseError:
+            seen = True
+        finally:
+            connection.close()
+        if seen:
+            return page
+    raise AssertionError("no page's damage was visible to SQLite")
+
+
+def test_a_damaged_store_is_refused_before_the_grid_runs(copied):
+    import sqlite3
+
+    database = copied / "results" / "mlflow.db"
+    with sqlite3.connect(database) as connection:  # fold the write-ahead log into the file
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page = damage_a_page(database)
+    done = run_snakemake(copied, "--cores", "1", "--configfile", "config.yaml", "--forcerun", "compare")
+    assert done.returncode != 0
+    assert "results/mlflow.db is damaged (SQLite's quick_check:" in done.stderr, done.stderr[-2000:]
+    assert "Finished jobid" not in done.stderr  # refused before any job ran
+    print(f"\nreliability: a store with page {page} damaged is refused before any job runs")
+
+
+def test_audit_and_replay_on_a_truncated_store_exit_2_with_one_line(copied):
+    import subprocess
+
+    from conftest import SNAKEMAKE
+
+    database = copied / "results" / "mlflow.db"
+    database.write_bytes(database.read_bytes()[:len(database.read_bytes()) // 2])
+    for database_sidecar in copied.glob("results/mlflow.db-*"):
+        database_sidecar.unlink()
+    for command in (["audit"], ["replay", "0123456789abcdef0123456789abcdef"]):
+        done = subprocess.run([str(SNAKEMAKE.with_name("reprogrid")), *command], cwd=copied, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert done.stderr.count("\n") == 1 and "is damaged" in done.stderr, done.stderr[-2000:]

@@ -133,8 +133,8 @@ def prepare_tracking():
     except steps.StepFailed as failure:
         warm.stop(WARM.get("server"))
         raise WorkflowError(
-            f"could not prepare the MLflow store at {TRACKING_URI}:\n{failure}"
-        )
+            f"could not prepare the MLflow store at {TRACKING_URI}: {failure.reason}"
+        ) from None
 
 
 def preflight():
@@ -147,10 +147,7 @@ def preflight():
         steps.run("preflight", {"config": config}, "results/logs/preflight.log")
     except (steps.StepFailed, cfg.ConfigError) as failure:
         warm.stop(WARM.get("server"))
-        lines = [line for line in str(failure).splitlines() if line.strip()]
-        raise WorkflowError(
-            lines[-1].split("ConfigError: ", 1)[-1] if lines else "preflight failed"
-        ) from None
+        raise WorkflowError(getattr(failure, "reason", str(failure))) from None
 
 
 onstart:
