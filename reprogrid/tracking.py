@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import random
 import sqlite3
 import time
@@ -79,6 +80,29 @@ def check_sqlite_store(uri: str) -> None:
                          "a copy, or move it aside to start a new store")
 
 
+SERVER_TIMEOUT_ENV = "REPROGRID_TRACKING_TIMEOUT"
+
+
+def check_server(uri: str) -> None:
+    """Before a grid fans out: a tracking server must answer its health check within
+    REPROGRID_TRACKING_TIMEOUT seconds (default 10). MLflow's own client retries for
+    minutes per call, so an unreachable server would otherwise stall every job."""
+    import urllib.error
+    import urllib.request
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    timeout = float(os.environ.get(SERVER_TIMEOUT_ENV, "10"))
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as answer:
+            answer.read(64)
+    except urllib.error.HTTPError as error:
+        raise StoreError(f"the tracking server at {uri} answered its health check with HTTP {error.code}") from None
+    except (OSError, ValueError) as error:  # refused, unresolvable, or silent past the timeout
+        raise StoreError(f"the tracking server at {uri} does not answer within {timeout:g} s ({error}); start it, "
+                         f"or set {SERVER_TIMEOUT_ENV} to wait longer") from None
+
+
 def client(uri: str):
     from mlflow.tracking import MlflowClient
 
@@ -126,6 +150,7 @@ def prepare_experiment(uri: str, experiment: str) -> str:
         db.parent.mkdir(parents=True, exist_ok=True)
         artifact_location = (db.parent / "mlartifacts").resolve().as_uri()
     check_sqlite_store(uri)
+    check_server(uri)
     mlflow_client = opened_store_client(uri)
     found = mlflow_client.get_experiment_by_name(experiment)
     if db is not None:

@@ -55,3 +55,28 @@ def test_prepare_experiment_is_idempotent_and_sets_wal(tmp_path):
     assert sqlite3.connect(tmp_path / "store" / "mlflow.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     location = MlflowClient(uri).get_experiment_by_name("e").artifact_location
     assert location == (tmp_path / "store" / "mlartifacts").as_uri()
+
+
+def test_a_silent_tracking_server_stops_the_grid_within_the_timeout_before_any_job(tmp_path):
+    """A server that accepts connections and never answers (a hung process, a
+    firewall that swallows packets): refused within REPROGRID_TRACKING_TIMEOUT, before
+    any job runs, instead of every MLflow call stalling for minutes."""
+    import socket
+    import time
+
+    from conftest import run_snakemake, tiny_config
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # never accepted, never answered
+    uri = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    started = time.monotonic()
+    with silent:
+        done = run_snakemake(tmp_path, "--cores", "1", config=tiny_config(tracking_uri=uri),
+                             env={"REPROGRID_TRACKING_TIMEOUT": "2"}, timeout=300)
+    seconds = time.monotonic() - started
+    assert done.returncode != 0
+    assert f"the tracking server at {uri} does not answer within 2 s" in done.stderr, done.stderr[-2000:]
+    assert "Finished jobid" not in done.stderr and not (tmp_path / "results" / "runs").exists()
+    print(f"\nreliability: a silent tracking server stopped the grid after {seconds:.1f} s (timeout 2 s), "
+          "before any job")

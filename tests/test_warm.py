@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -116,6 +117,24 @@ def test_a_job_waits_a_bounded_time_for_a_stopped_server(server, tmp_path, monke
         os.kill(server.pid, signal.SIGCONT)
     assert "warm worker unavailable (TimeoutError" in capfd.readouterr().err
     assert logged_pid(tmp_path / "tracking.log") == os.getpid()  # ran here instead
+
+
+def test_a_job_queued_in_a_server_that_dies_runs_in_its_own_process(tmp_path, monkeypatch, capfd):
+    """A job waiting for the server's imports when the server dies: no traceback, no
+    failed grid; the job says so and runs where it is."""
+    monkeypatch.chdir(tmp_path)
+    fresh = warm.start()  # still importing torch: a tracking job waits for MLflow's stage
+    try:
+        killer = threading.Timer(0.5, lambda: os.kill(fresh.pid, signal.SIGKILL))
+        killer.start()
+        run("tracking", {"uri": "sqlite:///mlflow.db", "experiment": "orphaned", "out_path": "tracking.json"},
+            "tracking.log")
+        killer.join()
+    finally:
+        warm.stop(fresh)
+    assert "warm worker unavailable" in capfd.readouterr().err
+    assert logged_pid(tmp_path / "tracking.log") == os.getpid()  # ran here instead
+    assert read_json(tmp_path / "tracking.json")["experiment"] == "orphaned"
 
 
 def test_a_failing_step_reports_its_traceback_and_fails_the_job(server, tmp_path):
