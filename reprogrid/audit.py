@@ -54,6 +54,7 @@ class Report:
     violations: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     counts: dict = field(default_factory=dict)
+    origins: dict = field(default_factory=dict)  # working directory -> current runs recorded from it
 
     @property
     def ok(self) -> bool:
@@ -63,7 +64,7 @@ class Report:
         self.violations.append({"check": check, "message": message, **where})
 
     def as_dict(self) -> dict:
-        return {"experiment": self.experiment, "ok": self.ok, "counts": self.counts,
+        return {"experiment": self.experiment, "ok": self.ok, "counts": self.counts, "origins": self.origins,
                 "cells": self.cells, "violations": self.violations, "notes": self.notes}
 
 
@@ -101,6 +102,7 @@ def audit(experiment: str, records: list[RunRecord], grid: dict | None,
     _check_cells(report, current, grid, fingerprints)
     _check_attempts(report, grid_runs, fingerprints)
     _check_drift(report, list(current.values()))
+    _note_origins(report, list(current.values()))
     report.counts = {
         "runs": sum(r.kind == "run" for r in records),
         "replays": sum(r.kind == "replay" for r in records),
@@ -235,6 +237,19 @@ def _check_drift(report, runs):
           lambda g: f" for dataset {g[0]} with split seed {g[2]}")
 
 
+def _note_origins(report, runs):
+    """Name the working directories the current runs were recorded from, and flag a mix:
+    two directories logging into one experiment are merged by this audit, which may be
+    meant (a shared store) or not (two grids under one experiment name)."""
+    origins = _grouped(runs, lambda r: r.tags.get("reprogrid.workdir", "(not recorded)"))
+    report.origins = {workdir: len(members) for workdir, members in sorted(origins.items())}
+    if len(origins) > 1:
+        listed = "; ".join(f"{workdir} ({count} run{'s' if count != 1 else ''})"
+                           for workdir, count in report.origins.items())
+        report.notes.append(f"MIXED: the current runs were recorded from {len(origins)} working directories, "
+                            f"which this audit merges as one grid: {listed}")
+
+
 def _grouped(runs, key_of):
     groups = defaultdict(list)
     for record in runs:
@@ -253,6 +268,8 @@ def render(report: Report, tracking_uri: str) -> str:
                      f"{'bitwise' if cell['expect_bitwise'] else '-':>8} {cell['distinct_weights']:>8} "
                      f"{cell['distinct_predictions']:>6}  {cell['verdict']}")
     lines.append("")
+    if len(report.origins) == 1:
+        lines.append(f"recorded from: {next(iter(report.origins))}")
     for note in report.notes:
         lines.append(f"note: {note}")
     for violation in report.violations:

@@ -119,3 +119,20 @@ def test_first_divergent_epoch():
     assert first_divergent_epoch("i", ["a", "b"], "i", ["a", "c"]) == 2
     assert first_divergent_epoch("i", ["a"], "i", ["a", "b"]) == 2
     assert first_divergent_epoch("i", ["a"], "j", ["a"]) == 0
+
+
+def test_the_audit_names_where_runs_were_recorded_and_flags_a_mix():
+    one = audit("x", healthy(), GRID, FINGERPRINTS.get)
+    assert one.origins == {"(not recorded)": 4} and not any("MIXED" in n for n in one.notes)
+    runs = [record("fixed/t1/r1", **{"reprogrid.workdir": "/home/a/grid"}),
+            record("fixed/t1/r2", **{"reprogrid.workdir": "/home/a/grid"}),
+            record("vary/t1/r1", weights="a", predictions="pa", init="ia", expect=False,
+                   **{"reprogrid.workdir": "/scratch/b/grid"}),
+            record("vary/t1/r2", weights="b", predictions="pb", init="ib", expect=False,
+                   **{"reprogrid.workdir": "/home/a/grid"})]
+    mixed = audit("x", runs, GRID, FINGERPRINTS.get)
+    assert mixed.origins == {"/home/a/grid": 3, "/scratch/b/grid": 1}
+    assert "note: MIXED: the current runs were recorded from 2 working directories, which this audit merges " \
+           "as one grid: /home/a/grid (3 runs); /scratch/b/grid (1 run)" in render(mixed, "sqlite:///x.db")
+    single = audit("x", runs[:2], {"cells": [["fixed", "t1"]], "replicates": 2}, FINGERPRINTS.get)
+    assert "recorded from: /home/a/grid" in render(single, "sqlite:///x.db")

@@ -128,3 +128,10 @@ def test_tracking_uri_environment_variable_wins(monkeypatch):
     assert tracking_uri({"tracking_uri": "sqlite:///x.db"}) == "sqlite:///x.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert tracking_uri({"tracking_uri": "sqlite:///x.db"}) == "http://127.0.0.1:5000"
+
+
+def test_a_very_large_grid_is_announced_with_what_planning_it_costs():
+    assert cfg.scale_warning(tiny_config()) is None
+    warning = cfg.scale_warning(tiny_config(replicates=10_000))  # 4 cells: 120,000 run jobs
+    assert warning.startswith("this grid is 120,000 run jobs (4 cells x 10000 replicates x 3 steps)")
+    assert "expect about 101 s and 2.8 GB" in warning

@@ -26,6 +26,8 @@ except WorkflowError as error:
     raise WorkflowError(cfg.schema_error_message(schema_error)) from None
 except cfg.ConfigError as error:
     raise WorkflowError(str(error)) from None
+if cfg.scale_warning(config):
+    print(f"reprogrid: {cfg.scale_warning(config)}", file=sys.stderr)
 
 
 def forced_paths(argv):
