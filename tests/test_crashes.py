@@ -127,18 +127,19 @@ def train_jobs_in(workdir) -> list[int]:
     return alive_in(workdir, "step.py\0train")
 
 
-@pytest.mark.parametrize("warm", ["1", "0"])
-def test_sigkill_of_snakemake_alone_then_an_edited_rerun_ends_with_the_new_configs_results(tmp_path, warm):
-    """kill -9 of snakemake only (its jobs live on), the config edited, the rerun started at
-    once: no key is worked on by two attempts at the same time, the orphans' results never
-    replace the rerun's, and every run's record holds the config now in force."""
-    # runs long enough (~10 s each) that the orphans are still training when the rerun starts
-    # two runs, both orphaned mid-training, so the rerun meets them at once
+@pytest.mark.parametrize("warm, edited", [("1", True), ("0", True), ("1", False)],
+                         ids=["warm-edited", "fresh-edited", "warm-same-config"])
+def test_sigkill_of_snakemake_alone_then_a_rerun_ends_with_the_current_configs_results(tmp_path, warm, edited):
+    """kill -9 of snakemake only (its jobs live on), the config edited or not, the rerun
+    started at once: it waits for the orphans instead of working beside them, their
+    results never replace its own, and every run's record holds the config now in force.
+    Two runs of ~10 s, both orphaned mid-training, so the rerun meets them at once."""
     old = tiny_config(replicates=1, seed_settings={"all_fixed": {}},
                       training={"epochs": 1000, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9})
     # the edit shortens training: without the run locks, the rerun would finish first and
     # the orphans would then overwrite its results with the old config's
-    new = old | {"training": old["training"] | {"epochs": 100}}
+    new = old | {"training": old["training"] | {"epochs": 100}} if edited else old
+    epochs = new["training"]["epochs"]
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"REPROGRID_WARM_WORKERS": warm}
     process = subprocess.Popen([str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
@@ -164,8 +165,8 @@ def test_sigkill_of_snakemake_alone_then_an_edited_rerun_ends_with_the_new_confi
 
     records = sorted((tmp_path / "results" / "runs").glob("*/*/*/train.json"))
     assert len(records) == 2
-    assert {read_json(p)["run_config"]["training"]["epochs"] for p in records} == {100}
-    assert {len(read_json(p)["epochs"]) for p in records} == {100}
+    assert {read_json(p)["run_config"]["training"]["epochs"] for p in records} == {epochs}
+    assert {len(read_json(p)["epochs"]) for p in records} == {epochs}
     assert "waiting for an earlier attempt at run" in rerun.stderr  # the rerun met the orphans
     audit = subprocess.run([str(SNAKEMAKE.with_name("reprogrid")), "audit"], cwd=tmp_path, capture_output=True,
                            text=True)
@@ -174,9 +175,10 @@ def test_sigkill_of_snakemake_alone_then_an_edited_rerun_ends_with_the_new_confi
     latest = {}
     for r in sorted(finished, key=lambda r: r.info.start_time):
         latest[r.info.run_name] = r
-    assert {r.data.params["training.epochs"] for r in latest.values()} == {"100"}
+    assert {r.data.params["training.epochs"] for r in latest.values()} == {str(epochs)}
     print(f"\nreliability: snakemake alone SIGKILLed (warm workers {'on' if warm == '1' else 'off'}), "
-          f"{len(orphans)} orphaned processes; the edited rerun waited for them; 2/2 runs hold the new config")
+          f"config {'edited' if edited else 'unchanged'}, {len(orphans)} orphaned processes; the rerun waited for them; "
+          "2/2 runs hold the current config")
 
 
 def wait_gone(pids: list[int], timeout: float = 120) -> bool:
