@@ -102,6 +102,7 @@ def audit(experiment: str, records: list[RunRecord], grid: dict | None,
     _check_cells(report, current, grid, fingerprints)
     _check_attempts(report, grid_runs, fingerprints)
     _check_drift(report, list(current.values()))
+    _check_trace(report, list(current.values()))
     _note_origins(report, list(current.values()))
     report.counts = {
         "runs": sum(r.kind == "run" for r in records),
@@ -235,6 +236,24 @@ def _check_drift(report, runs):
     drift("data", lambda r: (r.params.get("dataset.name"), r.params.get("dataset.test_fraction"),
                              r.params.get("seed.split")),
           lambda g: f" for dataset {g[0]} with split seed {g[2]}")
+
+
+# the library knob that seeds each global generator for training (reprogrid.prediction)
+SEEDED_BY = {"python": "lib.seed_python_random", "numpy": "lib.seed_numpy_global"}
+
+
+def _check_trace(report, runs):
+    """A run predicted bitwise whose RNG trace shows it drew, while training, from a
+    generator its library configuration leaves unseeded: the prediction cannot hold."""
+    for record in runs:
+        if not record.flag("expect_bitwise"):
+            continue
+        drawn = [g for g in record.tags.get("reprogrid.rng.train", "").split(",") if g]
+        unseeded = [g for g in drawn if g in SEEDED_BY and record.params.get(SEEDED_BY[g]) == "false"]
+        if unseeded:
+            report.violation("trace", f"{record.key}: predicted bitwise, but its training drew from "
+                             f"{', '.join(unseeded)}, which its library configuration leaves unseeded",
+                             key=record.key, run_id=record.run_id)
 
 
 def _note_origins(report, runs):

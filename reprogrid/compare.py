@@ -18,9 +18,10 @@ import pandas as pd
 
 from reprogrid import divergence, stats
 from reprogrid.hashing import file_digest, predictions_digest
-from reprogrid.prediction import varied_sources
+from reprogrid.prediction import unseeded_drawn, varied_sources
 from reprogrid.recompute import disagreements, metrics_from
 from reprogrid.records import IntegrityError, read_sealed
+from reprogrid.rngtrace import GENERATORS
 
 BEST_OF = (2, 5, 10)
 SUMMARY_COLUMNS = [
@@ -36,6 +37,8 @@ SUMMARY_COLUMNS = [
     "per_class_accuracy_std_max", "per_class_gap_max", "independent_errors_std",
     *(f"best_of_{k}_gain" for k in BEST_OF), "first_divergent_epoch",
     "train_seconds_relative", "varied_sources", "same_weights_as",
+    # the RNG trace: global generators drawn while training (reprogrid.rngtrace)
+    "rng_train", "rng_train_epochs", "rng_unseeded", "worker_rng_duplicated",
     # regression only
     "test_rmse_mean", "test_rmse_std", "test_rmse_std_ci_low", "test_rmse_std_ci_high",
     "test_rmse_min", "test_rmse_max",
@@ -72,6 +75,10 @@ class RunResult:
     labels: np.ndarray | None
     weights_path: Path | None  # flattened final weights, read only when compared
     mlflow_run_id: str | None = None  # the MLflow run that records it
+    rng: dict | None = None  # phase -> global generators drawn (reprogrid.rngtrace)
+    rng_epochs: dict | None = None  # generator -> in how many training epochs it was drawn
+    unseeded_drawn: list | None = None  # drawn while training, left unseeded by the library configuration
+    worker_duplicates: list | None = None  # generators loader workers started from in one state
 
     @property
     def classifies(self) -> bool:
@@ -117,16 +124,27 @@ def load_run(run_dir: str | Path) -> RunResult:
     return RunResult(
         key=train["run_key"], setting=run_config["setting"], libconf=run_config["libconf"],
         replicate=run_config["replicate"], expect_bitwise=train["expect_bitwise"],
-        varied_sources=",".join(varied_sources(run_config)),
+        varied_sources=",".join(varied_sources(run_config, train.get("rng"))),
         init_weights=train["hashes"]["init_weights"], weights=train["hashes"]["weights"],
         predictions=evaluation["hashes"]["predictions"],
         fingerprints=[e["weights"] for e in train["epochs"]],
         # the recorded loss is kept (within tolerance of the recomputed one); the rest is exact
         metrics=evaluation["metrics"] | {k: v for k, v in recomputed.items() if k != "test_loss"},
         train_seconds=train["train_seconds"], mlflow_run_id=evaluation.get("mlflow_run_id"),
+        rng=train.get("rng", {}), rng_epochs=_epochs_drawing(train["epochs"]),
+        unseeded_drawn=unseeded_drawn(run_config, train.get("rng", {})),
+        worker_duplicates=train.get("worker_duplicates", []),
         logits=outputs if classifies else None, labels=targets if classifies else None,
         weights_path=run_dir / "weights.npy",
     )
+
+
+def _epochs_drawing(epochs: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for epoch in epochs:
+        for generator in epoch.get("rng", []):
+            counts[generator] = counts.get(generator, 0) + 1
+    return counts
 
 
 def first_divergent_epoch(a: RunResult, b: RunResult) -> int | None:
@@ -226,6 +244,7 @@ def cell_row(cell: Cell, all_runs_by_libconf: dict[str, list[RunResult]], refere
         "first_divergent_epoch": min(divergences) if divergences else None,
         "varied_sources": first.varied_sources,
         "same_weights_as": same_weights_as(all_runs_by_libconf, first.setting, first.libconf),
+        **rng_columns(runs),
     }
     row |= _spread("test_loss", loss)
     if accuracy is not None:
@@ -240,6 +259,25 @@ def cell_row(cell: Cell, all_runs_by_libconf: dict[str, list[RunResult]], refere
     primary = accuracy if accuracy is not None else -(rmse if rmse is not None else loss)
     row |= {f"best_of_{k}_gain": stats.best_of_k_gain(primary, k) for k in BEST_OF}
     return row
+
+
+def rng_columns(runs: list[RunResult]) -> dict:
+    """What the cell's runs drew from while training (the union over its runs), in how
+    many epochs at least (the minimum over runs, as `generator:k/n`), which of those the
+    library configuration leaves unseeded, and which its loader workers duplicated."""
+    def union(lists) -> str:
+        found = set().union(*lists)
+        return ",".join(g for g in GENERATORS if g in found)
+
+    drawn = union(r.rng.get("train", []) for r in runs)
+    epochs = len(runs[0].fingerprints)
+    return {
+        "rng_train": drawn,
+        "rng_train_epochs": ",".join(f"{g}:{min(r.rng_epochs.get(g, 0) for r in runs)}/{epochs}"
+                                     for g in drawn.split(",") if g),
+        "rng_unseeded": union(r.unseeded_drawn for r in runs),
+        "worker_rng_duplicated": union(r.worker_duplicates for r in runs),
+    }
 
 
 def _spread(name: str, values: np.ndarray) -> dict:

@@ -247,6 +247,8 @@ def _resolve_training(training: dict) -> dict:
     if schedule != "none":
         resolved["lr_schedule"] = schedule
         resolved |= {k: training.get(k, v) for k, v in SCHEDULE_DEFAULTS[schedule].items()}
+    if "factory" in training:  # the user's own loop
+        resolved |= {"factory": training["factory"], "kwargs": training.get("kwargs", {})}
     return resolved
 
 
@@ -272,10 +274,11 @@ def resolve_run_config(config: dict, setting: str, libconf: str, replicate: int)
 
 
 def uses_own_code(config: dict) -> bool:
-    """Whether the config names the user's own model, data, or loss (then a preflight
-    check imports and calls them before any run is created)."""
+    """Whether the config names the user's own model, data, loss or training loop (then
+    a preflight check imports and calls them before any run is created)."""
+    training = config.get("training", {})
     return (dataset_kind(config["dataset"]) in ("factory", "file") or "factory" in config["model"]
-            or ":" in str(config.get("training", {}).get("loss", "")))
+            or ":" in str(training.get("loss", "")) or "factory" in training)
 
 
 def reference_libconf(config: dict) -> str:

@@ -11,6 +11,7 @@ a file is split like the built-ins.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import importlib.util
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ class Split:
     y_test: np.ndarray
     task: str = "classification"
     file: dict | None = None  # a file dataset's path, sha256 and size
+    drawn: tuple[str, ...] = ()  # global generators a dataset factory drew from (reprogrid.rngtrace)
 
     @property
     def n_features(self) -> int:
@@ -72,11 +74,14 @@ def load_split(dataset: dict, split_seed: int) -> Split:
     rng = np.random.default_rng(split_seed)
     file = None
     if kind == "factory":
+        from reprogrid import rngtrace
         from reprogrid.randomness import seed_globals  # imports torch: only for factories
 
         seed_globals(split_seed)  # whatever randomness the factory uses is the `split` stream's
+        before = rngtrace.snapshot()
         returned = user.call_factory(dataset["factory"], "dataset.factory", **dataset["kwargs"])
-        return _typed(*user.factory_arrays(returned, "dataset.factory"), dataset["task"], "dataset.factory")
+        split = _typed(*user.factory_arrays(returned, "dataset.factory"), dataset["task"], "dataset.factory")
+        return dataclasses.replace(split, drawn=tuple(rngtrace.advanced(before, rngtrace.snapshot())))
     if kind == "file":
         path = Path(dataset["path"])
         features, labels = user.read_table(path, dataset["target"], "dataset.path")

@@ -1,34 +1,51 @@
 """The tool's prediction for a run: will its replicates, or a rerun of it, be bit-identical?
 
-Made from the resolved run config alone, before anything runs, and recorded with every
-run (`reprogrid.expect_bitwise`, `reprogrid.expect_rerun_bitwise`) so that the audit can
-hold what happened against it.
+Made from the resolved run config and, once the run has trained, from its RNG trace:
+which global generators it actually drew from in each phase (reprogrid.rngtrace).
+Without a trace (before anything runs) it assumes what the config suggests: a model
+with dropout draws from torch's generator while training, augmentation from NumPy's.
+Recorded with every run (`reprogrid.expect_bitwise`, `reprogrid.expect_rerun_bitwise`)
+so that the audit can hold what happened against it.
 """
 
 from __future__ import annotations
 
 from reprogrid.config import SOURCES
 
+# The library knob that seeds each global generator for training (torch's and CUDA's
+# always follow the `dropout` stream).
+SEEDED_BY = {"python": "seed_python_random", "numpy": "seed_numpy_global"}
 
-def expect_bitwise(run_config: dict) -> bool:
+
+def unseeded_drawn(run_config: dict, rng: dict[str, list[str]]) -> list[str]:
+    """Generators the run drew from while training that its library configuration
+    leaves unseeded (OS entropy: different in every run)."""
+    library = run_config["library"]
+    return [g for g in rng.get("train", []) if g in SEEDED_BY and not library[SEEDED_BY[g]]]
+
+
+def expect_bitwise(run_config: dict, rng: dict[str, list[str]] | None = None) -> bool:
     """The tool's prediction that every replicate of this run's cell is bit-identical.
 
     True when no source the run draws from varies or is left unseeded, every generator
     those sources feed is seeded (NumPy's global one when augmentation is on and runs in
     the main process), and on CUDA deterministic algorithms are on.
     """
-    return expect_rerun_bitwise(run_config) and not varied_sources(run_config)
+    return expect_rerun_bitwise(run_config, rng) and not varied_sources(run_config, rng)
 
 
-def expect_rerun_bitwise(run_config: dict) -> bool:
+def expect_rerun_bitwise(run_config: dict, rng: dict[str, list[str]] | None = None) -> bool:
     """The prediction that running this same run again (same replicate, same seeds)
     gives the same bits: the cell-level prediction, except that varied sources are
     allowed (a rerun draws their same seeds again)."""
-    drawn = active_sources(run_config)
+    drawn = active_sources(run_config, rng)
     if any(run_config["seed_modes"][source] == "unseeded" for source in drawn):
         return False
     library = run_config["library"]
-    if "augment" in drawn and library["num_workers"] == 0 and not library["seed_numpy_global"]:
+    if rng is not None:
+        if unseeded_drawn(run_config, rng):
+            return False
+    elif "augment" in drawn and library["num_workers"] == 0 and not library["seed_numpy_global"]:
         return False
     # on a GPU (or one `auto` may find), only deterministic algorithms make kernels repeat
     if library["device"] in ("cuda", "auto") and not library["deterministic_algorithms"]:
@@ -36,22 +53,34 @@ def expect_rerun_bitwise(run_config: dict) -> bool:
     return True
 
 
-def active_sources(run_config: dict) -> list[str]:
-    """The sources this run actually draws from; the others' modes cannot matter."""
+def active_sources(run_config: dict, rng: dict[str, list[str]] | None = None) -> list[str]:
+    """The sources this run draws from; the others' modes cannot matter. With the run's
+    trace, `dropout` and `augment` count when training drew from the generators they
+    seed (torch's; NumPy's or Python's) or ran loader workers (seeded from them)."""
+    own_fit = "factory" in run_config["training"]
+    workers = run_config["library"]["num_workers"] > 0
+    if rng is None:
+        # not seen yet: assume a factory model or a user's fit draws dropout
+        dropout = own_fit or run_config["model"].get("dropout", 1.0) > 0
+        augment = own_fit or run_config["augment"]["noise_std"] > 0
+    else:
+        trained = set(rng.get("train", []))
+        dropout = bool(trained & {"torch", "cuda"}) or workers
+        augment = bool(trained & {"numpy", "python"}) or (workers and (own_fit or
+                                                                       run_config["augment"]["noise_std"] > 0))
     drawn = {
         "split": True,  # a dataset factory runs with the global generators seeded by it
         "init": True,
         "order": True,
-        # a factory model's dropout cannot be seen from the config: assume it draws
-        "dropout": run_config["model"].get("dropout", 1.0) > 0,
-        "augment": run_config["augment"]["noise_std"] > 0,
-        "sampling": run_config["model"].get("name") == "vae",
+        "dropout": dropout,
+        "augment": augment,
+        "sampling": run_config["model"].get("name") == "vae" or own_fit,
         "ulp": True,
     }
     return [source for source in SOURCES if drawn[source]]
 
 
-def varied_sources(run_config: dict) -> list[str]:
+def varied_sources(run_config: dict, rng: dict[str, list[str]] | None = None) -> list[str]:
     """Active sources whose draws differ between replicates (varied or unseeded)."""
     modes = run_config["seed_modes"]
-    return [s for s in active_sources(run_config) if modes[s] in ("vary", "unseeded")]
+    return [s for s in active_sources(run_config, rng) if modes[s] in ("vary", "unseeded")]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reprogrid import stats
+from reprogrid import rngtrace, stats
 from reprogrid.compare import Cell, Comparison, primary_metric
 
 FIGURES = ("attribution", "accuracy", "disagreement", "cost")
@@ -108,7 +108,38 @@ def lessons(summary: pd.DataFrame) -> list[str]:
         text, css = verdict(row)
         if css == "warn":
             out.append(f"{_cell_name(row)}: {_e(text)}.")
-    return out
+    return out + [sentence for _, row in summary.iterrows() if (sentence := drawn_in_words(row))]
+
+
+def drawn_in_words(row) -> str | None:
+    """What the cell's training drew from, what its library configuration seeded, and
+    what its loader workers duplicated, in a sentence (from the RNG trace)."""
+    drawn = [g for g in str(row.get("rng_train") or "").split(",") if g]
+    if not drawn:
+        return None
+    counts = dict(item.split(":") for item in str(row.get("rng_train_epochs") or "").split(",") if ":" in item)
+    coverage = {g: counts.get(g, "?/?").split("/") for g in drawn}
+    if all(k == n for k, n in coverage.values()):
+        what = f"{_and([_e(rngtrace.NAMES[g]) for g in drawn])}, in every epoch"
+    else:
+        what = _and([f"{_e(rngtrace.NAMES[g])} in {k} of {n} epochs" for g, (k, n) in coverage.items()])
+    text = f"{_cell_name(row)}: training drew from {what}"
+    unseeded = [g for g in str(row.get("rng_unseeded") or "").split(",") if g]
+    libconf = _e(row["libconf"])
+    if unseeded:
+        differ = "so runs differ" if row["bitwise_reproducible"] is False else "so runs may differ"
+        text += f"; {libconf} leaves {_and([_e(rngtrace.NAMES[g]) for g in unseeded])} unseeded, {differ}"
+    else:
+        text += f"; {libconf} seeds {'it' if len(drawn) == 1 else 'them all'}"
+    duplicated = [g for g in str(row.get("worker_rng_duplicated") or "").split(",") if g]
+    if duplicated:
+        text += (f". Its data-loader workers started {_and([_e(rngtrace.NAMES[g]) for g in duplicated])} in one "
+                 "same state: every worker draws the same \"random\" numbers (pytorch#5059)")
+    return text + "."
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 # --- figures --------------------------------------------------------------------------

@@ -1,27 +1,27 @@
-"""Training: build the model under the `init` stream, nudge it (ulp), train, fingerprint
-the weights after every epoch. Pure computation: no files, no MLflow."""
+"""Training: one `fit(run)` per run, the built-in loop or the user's own
+(`training.factory`), both through `reprogrid.fit.Run`. Pure computation: no files, no
+MLflow."""
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch.nn import functional as F
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
+from torch.utils.data import Dataset
 
-from reprogrid import randomness
 from reprogrid.data import Split
-from reprogrid.hashing import weights_digest
-from reprogrid.library import torch_device, torch_dtype
-from reprogrid.models import build_model, negative_elbo
+from reprogrid.fit import FIT_KEY, FitError, NumericalDivergence, Run
+from reprogrid.models import negative_elbo
+
+__all__ = ["NumericalDivergence", "TrainResult", "fit", "train_model"]
 
 
 class AugmentedBatches(Dataset):
-    """Indexed by a whole batch of indices (the loader runs with batch_size=None), so
-    one epoch costs one indexing per batch, not one per example.
+    """Fetched a whole batch of indices at a time (`__getitems__`), so one epoch costs
+    one indexing per batch, not one per example.
 
     Returns (inputs, clean inputs, labels). Pixel noise is drawn from NumPy's *global*
     generator in whichever process fetches the batch, like much third-party
@@ -34,7 +34,8 @@ class AugmentedBatches(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, indices):
+    def __getitems__(self, indices):
+        """A whole batch at once (the loader's fetcher prefers this to one item at a time)."""
         index = torch.as_tensor(indices)
         clean = self.features[index]
         if self.noise_std <= 0:
@@ -42,41 +43,24 @@ class AugmentedBatches(Dataset):
         noise = torch.from_numpy(np.random.standard_normal(tuple(clean.shape)))
         return clean + self.noise_std * noise.to(clean.dtype), clean, self.labels[index]
 
+    def __getitem__(self, index):
+        return tuple(part[0] for part in self.__getitems__([index]))
 
-class NumericalDivergence(ArithmeticError):
-    """The training loss became NaN or infinite: the run failed, it did not train."""
+
+def _as_batch(batch):
+    """The loader's collate step for AugmentedBatches: the batch is already assembled."""
+    return batch
 
 
 @dataclass
 class TrainResult:
     model: torch.nn.Module
     init_weights: str
-    epochs: list[dict] = field(default_factory=list)  # {"epoch", "train_loss", "weights"}
+    epochs: list[dict] = field(default_factory=list)  # {"epoch", "weights", "rng", "train_loss", ...}
     train_seconds: float = 0.0
     ulp_nudge: dict | None = None
-
-
-def make_loader(split: Split, run_config: dict, seeds: dict) -> DataLoader:
-    library = run_config["library"]
-    dtype = torch_dtype(library)
-    targets = torch.as_tensor(split.y_train, dtype=dtype if split.task == "regression" else None)
-    dataset = AugmentedBatches(
-        torch.as_tensor(split.x_train, dtype=dtype), targets, run_config["augment"]["noise_std"]
-    )
-    batches = BatchSampler(
-        RandomSampler(dataset, generator=randomness.order_generator(seeds)),
-        batch_size=run_config["training"]["batch_size"],
-        drop_last=False,
-    )
-    workers = library["num_workers"]
-    return DataLoader(
-        dataset,
-        sampler=batches,
-        batch_size=None,
-        num_workers=workers,
-        persistent_workers=workers > 0,
-        generator=randomness.loader_generator(seeds, library),
-    )
+    rng: dict[str, list[str]] = field(default_factory=dict)  # phase -> global generators drawn
+    worker_duplicates: list[str] = field(default_factory=list)
 
 
 def make_optimizer(model: torch.nn.Module, training: dict) -> torch.optim.Optimizer:
@@ -119,38 +103,25 @@ def loss_function(training: dict, task: str):
     return user.import_factory(name, "training.loss")
 
 
-def prepare_model(run_config: dict, seeds: dict, split: Split) -> tuple[torch.nn.Module, dict | None]:
-    """The initial model: built under the `init` stream, then nudged if `ulp` varies."""
-    library = run_config["library"]
-    randomness.seed_init(seeds)
-    model = build_model(run_config["model"], split.n_classes, split.n_features)
-    model = model.to(device=torch_device(library), dtype=torch_dtype(library))
-    nudge = None
-    if run_config["seed_modes"]["ulp"] != "off":
-        nudge = randomness.nudge_one_ulp(model, seeds["ulp"])
-    return model, nudge
-
-
-def train_model(run_config: dict, seeds: dict, split: Split) -> TrainResult:
-    started = time.perf_counter()
-    library = run_config["library"]
-    device = torch_device(library)
-    model, nudge = prepare_model(run_config, seeds, split)
-    result = TrainResult(model, weights_digest(model.state_dict()), ulp_nudge=nudge)
-
-    is_vae = run_config["model"].get("name") == "vae"
-    sampling = randomness.sampling_generator(seeds, device) if is_vae else None
-    optimizer = make_optimizer(model, run_config["training"])
-    schedule = make_schedule(optimizer, run_config["training"])
-    loss_of = loss_function(run_config["training"], split.task)
-    randomness.seed_training_globals(seeds, library)
-    loader = make_loader(split, run_config, seeds)
-
-    for epoch in range(1, run_config["training"]["epochs"] + 1):
+def fit(run: Run) -> torch.nn.Module:
+    """The built-in training loop: the config's model, optimizer, schedule and loss, with
+    pixel noise from NumPy's global generator (reprogrid.train.AugmentedBatches)."""
+    training, split = run.config["training"], run.split
+    model = run.model()
+    is_vae = run.config["model"].get("name") == "vae"
+    sampling = run.torch_generator("sampling") if is_vae else None
+    optimizer = make_optimizer(model, training)
+    schedule = make_schedule(optimizer, training)
+    loss_of = loss_function(training, split.task)
+    targets = torch.as_tensor(split.y_train, dtype=run.dtype if split.task == "regression" else None)
+    batches = AugmentedBatches(torch.as_tensor(split.x_train, dtype=run.dtype), targets,
+                               run.config["augment"]["noise_std"])
+    loader = run.loader(batches, training["batch_size"], collate_fn=_as_batch)
+    for epoch in range(1, training["epochs"] + 1):
         model.train()
         loss_sum, seen = 0.0, 0
         for inputs, clean, labels in loader:
-            inputs, clean, labels = inputs.to(device), clean.to(device), labels.to(device)
+            inputs, clean, labels = inputs.to(run.device), clean.to(run.device), labels.to(run.device)
             optimizer.zero_grad(set_to_none=True)
             if is_vae:
                 loss = negative_elbo(*model(inputs, sampling), clean)
@@ -160,16 +131,43 @@ def train_model(run_config: dict, seeds: dict, split: Split) -> TrainResult:
             optimizer.step()
             loss_sum += loss.item() * len(labels)
             seen += len(labels)
-        if not math.isfinite(loss_sum):
-            raise NumericalDivergence(
-                f"run {run_config['run_key']}: the training loss became {loss_sum / seen} in epoch {epoch}; "
-                "the run diverged numerically (a smaller training.lr, or normalised data, may help)")
+        run.epoch_end(model, epoch, train_loss=loss_sum / seen)
         if schedule is not None:
             schedule.step()
-        result.epochs.append({
-            "epoch": epoch,
-            "train_loss": loss_sum / seen,
-            "weights": weights_digest(model.state_dict()),
-        })
-    result.train_seconds = time.perf_counter() - started
-    return result
+    return model
+
+
+def fit_function(training: dict):
+    """The run's fit: the user's `training.factory`, or the built-in loop."""
+    if "factory" not in training:
+        return fit
+    from reprogrid import user
+
+    return user.import_factory(training["factory"], FIT_KEY)
+
+
+def train_model(run_config: dict, seeds: dict, split: Split) -> TrainResult:
+    """Train one run with its fit (the library configuration already applied)."""
+    started = time.perf_counter()
+    training = run_config["training"]
+    run = Run(run_config, seeds, split)
+    fit_of = fit_function(training)
+    try:
+        trained = fit_of(run, **training.get("kwargs", {}))
+    except (FitError, NumericalDivergence):
+        raise
+    except Exception as error:
+        if fit_of is fit:
+            raise
+        raise FitError(f"{training['factory']} raised {type(error).__name__}: {error}") from error
+    run.finish(trained)
+    return TrainResult(trained, run.init_weights or "unrecorded", run.epochs, time.perf_counter() - started,
+                       run.ulp_nudge, run.rng | {"train": sorted_union(e["rng"] for e in run.epochs)},
+                       run.worker_duplicates)
+
+
+def sorted_union(lists) -> list[str]:
+    from reprogrid.rngtrace import GENERATORS
+
+    drawn = set().union(*lists)
+    return [g for g in GENERATORS if g in drawn]

@@ -55,10 +55,11 @@ def _arguments(kwargs: dict) -> str:
 
 
 def factory_specs(run_config: dict) -> list[str]:
-    """The factories a run config names (dataset, model, loss)."""
-    loss = run_config["training"].get("loss", "")
+    """The factories a run config names (dataset, model, loss, training loop)."""
+    training = run_config["training"]
+    loss = training.get("loss", "")
     return [spec for spec in (run_config["dataset"].get("factory"), run_config["model"].get("factory"),
-                              loss if ":" in loss else None) if spec]
+                              loss if ":" in loss else None, training.get("factory")) if spec]
 
 
 def factory_source_files(specs: list[str]) -> dict[str, Path]:

@@ -136,3 +136,13 @@ def test_the_audit_names_where_runs_were_recorded_and_flags_a_mix():
            "as one grid: /home/a/grid (3 runs); /scratch/b/grid (1 run)" in render(mixed, "sqlite:///x.db")
     single = audit("x", runs[:2], {"cells": [["fixed", "t1"]], "replicates": 2}, FINGERPRINTS.get)
     assert "recorded from: /home/a/grid" in render(single, "sqlite:///x.db")
+
+
+def test_a_run_predicted_bitwise_whose_trace_shows_an_unseeded_generator_is_flagged():
+    runs = healthy()
+    runs[0].tags["reprogrid.rng.train"] = "numpy,torch"
+    runs[0].params["lib.seed_numpy_global"] = "false"
+    runs[1].tags["reprogrid.rng.train"] = "numpy,torch"  # seeded (no false): fine
+    report = audit("x", runs, GRID, FINGERPRINTS.get)
+    assert checks(report) == ["trace"]
+    assert "fixed/t1/r1: predicted bitwise, but its training drew from numpy" in report.violations[0]["message"]

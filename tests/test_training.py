@@ -96,5 +96,5 @@ def test_data_loader_workers_are_seeded_from_the_augment_source():
 
 
 def test_a_run_whose_loss_becomes_non_finite_fails_naming_the_epoch():
-    with pytest.raises(NumericalDivergence, match=r"run s/l/r1: the training loss became (nan|inf) in epoch \d"):
+    with pytest.raises(NumericalDivergence, match=r"run s/l/r1: train_loss became (nan|inf) in epoch \d"):
         trained(training={"epochs": 3, "batch_size": 64, "optimizer": "sgd", "lr": 1e30, "momentum": 0.9})

@@ -87,6 +87,25 @@ def test_fixed_sources_are_bitwise_equal_and_varied_ones_differ(grid):
     assert rows[("all_fixed", "numpy_unseeded")]["expect_bitwise"] == "false"
 
 
+def test_the_rng_trace_names_numpys_generator_where_it_is_left_unseeded_and_the_report_says_so(grid):
+    for key in KEYS:
+        record = json.loads((grid / "results" / "runs" / key / "train.json").read_text())
+        # the built-in loop: augmentation noise from NumPy's global generator, dropout from torch's
+        assert record["rng"]["train"] == ["numpy", "torch"] and record["rng"]["init"] == ["torch"], key
+        assert all(epoch["rng"] == ["numpy", "torch"] for epoch in record["epochs"]), key
+        assert record["expect_bitwise"] == (key.startswith("all_fixed/t1/")), key
+    for run in grid_runs(grid):
+        assert run.data.tags["reprogrid.rng.train"] == "numpy,torch" and run.data.tags["reprogrid.rng.evaluate"] == ""
+    with open(grid / "results" / "compare" / "summary.csv") as handle:
+        unseeded = {(r["setting"], r["libconf"]): r["rng_unseeded"] for r in csv.DictReader(handle)}
+    assert unseeded == {("all_fixed", "t1"): "", ("init", "t1"): "", ("all_fixed", "numpy_unseeded"): "numpy",
+                        ("init", "numpy_unseeded"): "numpy"}
+    report = (grid / "results" / "compare" / "report.html").read_text()
+    assert ("<b>all_fixed × numpy_unseeded</b>: training drew from NumPy&#x27;s global generator and torch&#x27;s "
+            "global generator, in every epoch; numpy_unseeded leaves NumPy&#x27;s global generator unseeded, so runs "
+            "differ.") in report
+
+
 def test_summary_accuracy_is_recomputable_from_the_predictions(grid):
     rows = summary_rows(grid)
     accuracies = []

@@ -46,6 +46,7 @@ def run_evaluate(train_json_path, model_path, tracking_path, eval_json_path, pre
     eval.json. Returns eval.json's record."""
     import numpy as np
 
+    from reprogrid import rngtrace
     from reprogrid.data import load_split
     from reprogrid.evaluate import evaluate_model
     from reprogrid.hashing import predictions_digest, tensor_to_numpy
@@ -64,7 +65,9 @@ def run_evaluate(train_json_path, model_path, tracking_path, eval_json_path, pre
     model = build_model(run_config["model"], split.n_classes, split.n_features)
     model = model.to(device=torch_device(library), dtype=torch_dtype(library))
     model.load_state_dict(state)
+    before = rngtrace.snapshot()
     metrics, logits, labels = evaluate_model(model, run_config, split)
+    drawn = rngtrace.advanced(before, rngtrace.snapshot())  # evaluation should draw nothing
 
     write_atomically(predictions_path, lambda partial: np.savez(partial, logits=logits, labels=labels))
     files = {"predictions.npz": file_digest(predictions_path)}
@@ -77,6 +80,7 @@ def run_evaluate(train_json_path, model_path, tracking_path, eval_json_path, pre
         "metrics": metrics,
         "hashes": {"predictions": predictions_digest(logits, labels), "weights": train_record["hashes"]["weights"]},
         "files": files,
+        "rng": drawn,
     }
     run_id = record_run(train_record, evaluation, tracking_path, [predictions_path],
                         (split.x_train, split.y_train), extra_tags)

@@ -66,6 +66,11 @@ def run_preflight(config: dict) -> None:
 
     setting, libconf = cfg.grid_cells(config)[0]
     run_config = cfg.resolve_run_config(config, setting, libconf, 1)
+    if "factory" in run_config["training"]:  # the loop itself runs only in training: found, callable
+        from reprogrid.fit import FIT_KEY
+        from reprogrid.user import import_factory
+
+        import_factory(run_config["training"]["factory"], FIT_KEY)
     seeds = draw_unseeded(derive_seeds(config["root_seed"], run_config["seed_modes"], 1))
     split = load_split(run_config["dataset"], seeds["split"])
     randomness.seed_init(seeds)

@@ -45,13 +45,18 @@ def run_tags(train: dict, evaluation: dict) -> dict:
         "reprogrid.replicate": run_config["replicate"],
         "reprogrid.expect_bitwise": str(train["expect_bitwise"]).lower(),
         "reprogrid.expect_rerun_bitwise": str(train["expect_rerun_bitwise"]).lower(),
-        "reprogrid.varied_sources": ",".join(varied_sources(run_config)),
+        "reprogrid.varied_sources": ",".join(varied_sources(run_config, train.get("rng"))),
         "reprogrid.version": reprogrid.__version__,
         "reprogrid.executor": train["executor"],
         "reprogrid.task": train["task"],
         "reprogrid.workdir": train["workdir"],
     }
     tags |= {f"reprogrid.hash.{k}": v for k, v in (train["hashes"] | evaluation["hashes"]).items()}
+    # which global generators each phase drew from (design.md: reprogrid.rng.{phase})
+    tags |= {f"reprogrid.rng.{phase}": ",".join(drawn)
+             for phase, drawn in (train.get("rng", {}) | {"evaluate": evaluation.get("rng", [])}).items()}
+    if train.get("worker_duplicates"):
+        tags["reprogrid.worker_rng_duplicated"] = ",".join(train["worker_duplicates"])
     if train["library_mismatch"]:
         tags["reprogrid.lib_mismatch"] = json.dumps(train["library_mismatch"])
     if train["determinism_warnings"]:  # warn_only: operations that ran without a deterministic kernel

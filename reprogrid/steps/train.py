@@ -105,8 +105,11 @@ def run_train(run_config: dict, seeds_path, model_path, train_json_path,
         "run_config": run_config,
         "seeds": seeds,
         "seed_modes": run_config["seed_modes"],
-        "expect_bitwise": expect_bitwise(run_config),
-        "expect_rerun_bitwise": expect_rerun_bitwise(run_config),
+        # predicted from what the run drew (its RNG trace), not only from its config
+        "expect_bitwise": expect_bitwise(run_config, result.rng),
+        "expect_rerun_bitwise": expect_rerun_bitwise(run_config, result.rng),
+        "rng": result.rng,  # phase -> global generators drawn from (per epoch: in "epochs")
+        "worker_duplicates": result.worker_duplicates,
         "ulp_nudge": result.ulp_nudge,
         "determinism_warnings": determinism_warnings,
         "task": split.task,
