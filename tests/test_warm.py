@@ -123,6 +123,7 @@ def test_a_job_queued_in_a_server_that_dies_runs_in_its_own_process(tmp_path, mo
     """A job waiting for the server's imports when the server dies: no traceback, no
     failed grid; the job says so and runs where it is."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(warm.SOCKET_ENV, raising=False)  # the module's server is pointed at again afterwards
     fresh = warm.start()  # still importing torch: a tracking job waits for MLflow's stage
     try:
         killer = threading.Timer(0.5, lambda: os.kill(fresh.pid, signal.SIGKILL))
