@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from reprogrid.config import LIBRARY_DEFAULTS
 from reprogrid.hashing import file_digest, predictions_digest
 from reprogrid.recompute import metrics_from
 from reprogrid.records import write_sealed
@@ -138,6 +139,7 @@ def write_synthetic_runs(root: Path, runs: int) -> list[str]:
                     "seed_modes": {"split": "fixed", "init": "fixed" if s == 0 else "vary", "order": "fixed",
                                    "dropout": "fixed", "augment": "fixed", "sampling": "fixed", "ulp": "off"},
                     "model": {"name": "mlp", "hidden": [16], "dropout": 0.0}, "augment": {"noise_std": 0.0},
+                    "training": {"epochs": 15}, "library": LIBRARY_DEFAULTS,
                 }
                 train = {
                     "run_key": key, "run_config": run_config, "expect_bitwise": s == 0,

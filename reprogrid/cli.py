@@ -2,10 +2,12 @@
 
     reprogrid audit [--experiment NAME] [--tracking-uri URI] [--json PATH]
     reprogrid replay RUN_ID [--tracking-uri URI]
+    reprogrid diverge RUN_A RUN_B [--json PATH] [--streams DIR] [--tracking-uri URI]
 
-Exit status: 0 when the audit finds nothing wrong / the replay is bitwise; 1 when it
-finds violations / the replay differs; 2 when it could not be done (unknown run or
-experiment, unreachable store), with a one-line reason.
+Exit status: 0 when the audit finds nothing wrong / the replay is bitwise / the two
+runs do not diverge; 1 when it finds violations / the replay differs / the divergence
+is localised; 2 when it could not be done (unknown run or experiment, unreachable
+store), with a one-line reason.
 """
 
 from __future__ import annotations
@@ -32,7 +34,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     replay.add_argument("--workdir", metavar="DIR",
                         help="where the run's own code and data files are (default: the working directory "
                              "recorded with the run, else the current one)")
-    for command in (audit, replay):
+    diverge = commands.add_parser("diverge", help="localise where two runs part: epoch, step, operation, cause")
+    diverge.add_argument("run_a")
+    diverge.add_argument("run_b")
+    diverge.add_argument("--json", metavar="PATH", help="also write the finding as JSON")
+    diverge.add_argument("--streams", metavar="DIR",
+                         help="where the op streams of the re-executions go (default: diverge/A-B)")
+    for command in (audit, replay, diverge):
         command.add_argument("--tracking-uri", default=default_tracking_uri(), type=credential_free,
                              help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI}); "
                                   "credentials in it are passed to MLflow through the environment")
@@ -42,6 +50,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     from reprogrid.config import ConfigError
+    from reprogrid.diverge import DivergeError
     from reprogrid.replay import ReplayError
     from reprogrid.tracking import StoreError, check_sqlite_store
 
@@ -49,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         check_sqlite_store(args.tracking_uri)
         if args.command == "audit":
             return audit(args)
+        if args.command == "diverge":
+            return diverge(args)
         return replay(args)
-    except (StoreError, ReplayError) as error:
+    except (StoreError, ReplayError, DivergeError) as error:
         print(f"reprogrid {args.command}: {error}", file=sys.stderr)
         return 2
     except ConfigError as error:  # the run's own factories or data cannot be found here
@@ -74,6 +85,19 @@ def replay(args) -> int:
     comparison, replay_run_id, key = replaying.replay(args.run_id, args.tracking_uri, workdir=args.workdir)
     print(replaying.render(comparison, args.run_id, key, replay_run_id))
     return 0 if comparison.verdict == "bitwise" else 1
+
+
+def diverge(args) -> int:
+    import json
+
+    from reprogrid import diverge as diverging
+
+    found = diverging.diverge(args.run_a, args.run_b, args.tracking_uri, args.streams)
+    print(diverging.render(found))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(found, handle, indent=1)
+    return 1 if found["diverged"] else 0
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ predictions (reprogrid.recompute), never taken on trust from eval.json. The stat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -75,10 +75,10 @@ class RunResult:
     labels: np.ndarray | None
     weights_path: Path | None  # flattened final weights, read only when compared
     mlflow_run_id: str | None = None  # the MLflow run that records it
-    rng: dict | None = None  # phase -> global generators drawn (reprogrid.rngtrace)
-    rng_epochs: dict | None = None  # generator -> in how many training epochs it was drawn
-    unseeded_drawn: list | None = None  # drawn while training, left unseeded by the library configuration
-    worker_duplicates: list | None = None  # generators loader workers started from in one state
+    rng: dict = field(default_factory=dict)  # phase -> global generators drawn (reprogrid.rngtrace)
+    rng_epochs: dict = field(default_factory=dict)  # generator -> in how many training epochs it was drawn
+    unseeded_drawn: list = field(default_factory=list)  # drawn while training, left unseeded by the libconf
+    worker_duplicates: list = field(default_factory=list)  # generators loader workers started from in one state
 
     @property
     def classifies(self) -> bool:

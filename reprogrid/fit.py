@@ -35,6 +35,9 @@ from reprogrid.library import torch_device, torch_dtype
 from reprogrid.models import build_model
 
 FIT_KEY = "training.factory"
+# Set only inside a `reprogrid diverge` re-execution: a reprogrid.probe.Probe told of
+# every batch the run's loaders hand out and of every epoch's end.
+PROBE = None
 
 
 class FitError(ConfigError):
@@ -55,6 +58,24 @@ class _WorkerStarts:
         if self.user_init is not None:
             self.user_init(worker_id)
         self.reports.put(rngtrace.snapshot())
+
+
+class _ProbedLoader:
+    """A loader that tells the probe of every batch it hands out (reprogrid.probe)."""
+
+    def __init__(self, loader: DataLoader):
+        self.loader = loader
+
+    def __iter__(self):
+        for batch in self.loader:
+            PROBE.on_batch(batch)
+            yield batch
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
 
 
 class Run:
@@ -136,8 +157,9 @@ class Run:
             kwargs["worker_init_fn"] = _WorkerStarts(kwargs.get("worker_init_fn"), self._worker_reports)
             kwargs.setdefault("persistent_workers", True)
         sampler = RandomSampler(dataset, generator=randomness.order_generator(self._seeds)) if shuffle else None
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                          generator=randomness.loader_generator(self._seeds, self._library), **kwargs)
+        loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                            generator=randomness.loader_generator(self._seeds, self._library), **kwargs)
+        return loader if PROBE is None else _ProbedLoader(loader)
 
     def _start_training(self) -> None:
         """Switch the global generators to the training streams, once."""
@@ -167,6 +189,8 @@ class Run:
             record[name] = value
         self.epochs.append(record)
         self._since = now
+        if PROBE is not None:
+            PROBE.on_epoch_end(epoch)
 
     def finish(self, trained) -> None:
         """After `fit` returned `trained`: check what it did against the contract, and

@@ -1,0 +1,229 @@
+"""`reprogrid diverge RUN_A RUN_B`: where two runs part, from the epoch down to the operation.
+
+Working from the two runs' MLflow records alone (like replay):
+1. the epoch: the first whose recorded weight fingerprint differs (0: the initial weights);
+2. the step and phase: both runs re-executed, each in a process of its own, up to that
+   epoch with per-step fingerprints (reprogrid.probe); the first step whose `input`,
+   `forward`, `backward` or `optimizer` fingerprint differs;
+3. the operation: both re-executed again with every ATen op of that one step recorded
+   (name, module, shapes, dtypes, a digest of every input and output), the two streams
+   aligned (extra or missing ops tolerated) and the root cause named: the first op whose
+   inputs match and whose output differs;
+4. the cause: `initialization`, `input`, `random_op`, `nondeterministic_op` or
+   `implementation`, with the generator or source behind it (from the seeds and the
+   runs' RNG traces).
+
+The op streams are written as files (`--streams DIR`), so that streams of runs from
+different machines or versions can be compared. Runs whose training drew from an
+unseeded generator are re-executed with new draws: their divergence is localised in
+kind (which phase, which generator), not in the original bits.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from reprogrid import tracking
+from reprogrid.divergence import first_divergent_epoch
+from reprogrid.prediction import unseeded_drawn
+
+CAUSES = ("initialization", "input", "random_op", "nondeterministic_op", "implementation")
+PHASES = ("input", "forward", "backward", "optimizer")
+RANDOM_OPS = {"bernoulli", "bernoulli_", "native_dropout", "dropout", "feature_dropout", "alpha_dropout", "rand",
+              "rand_like", "randn", "randn_like", "randint", "randint_like", "randperm", "normal", "normal_",
+              "uniform_", "random_", "multinomial", "exponential_", "geometric_", "cauchy_", "log_normal_"}
+
+
+class DivergeError(RuntimeError):
+    """The localisation could not be attempted (unknown run, unreadable record)."""
+
+
+def load_record(client, run_id: str) -> dict:
+    from reprogrid.replay import recorded_numerics_env, recorded_seeds
+
+    run = tracking.run_summary(client, run_id)
+    if run["tags"].get("reprogrid.kind") not in ("run", "replay"):
+        raise DivergeError(f"run {run_id} is not a reprogrid grid run")
+    train = tracking.load_json_artifact(client, run_id, "train.json")
+    recorded = run["tags"].get("reprogrid.workdir")
+    return {"run_id": run_id, "tags": run["tags"], "train": train, "run_config": train["run_config"],
+            "seeds": recorded_seeds(run, train), "env_vars": recorded_numerics_env(client, run_id),
+            "workdir": recorded if recorded and Path(recorded).is_dir() else os.getcwd()}
+
+
+def probe_both(records: list[dict], epoch: int, op_step: int | None, scratch: Path) -> list[dict]:
+    """Re-execute both runs at once, each in a fresh process (python -m reprogrid.diverge
+    --probe), and return what each probe saw."""
+    processes = []
+    for index, record in enumerate(records):
+        request = scratch / f"request{index}.json"
+        request.write_text(json.dumps({"run_config": record["run_config"], "seeds": record["seeds"],
+                                       "env_vars": record["env_vars"], "workdir": record["workdir"],
+                                       "epoch": epoch, "op_step": op_step}))
+        out = scratch / f"probe{index}-{op_step}.json"
+        processes.append((subprocess.Popen([sys.executable, "-m", "reprogrid.diverge", "--probe", str(request),
+                                            str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                           text=True, env=os.environ | {"REPROGRID_WARM_WORKERS": "0"}), out))
+    results = []
+    for process, out in processes:
+        _, stderr = process.communicate()
+        if process.returncode != 0:
+            raise DivergeError(f"re-executing a run failed: {stderr.strip().splitlines()[-1] if stderr else ''}")
+        results.append(json.loads(out.read_text()))
+    return results
+
+
+def first_differing_step(steps_a: list[dict], steps_b: list[dict]) -> tuple[int, str] | None:
+    for a, b in zip(steps_a, steps_b):
+        for phase in PHASES:
+            if a.get(phase) != b.get(phase):
+                return a["step"], phase
+    return None
+
+
+def signature(op: dict) -> tuple:
+    return op["op"], op["module"], op["phase"], tuple(tuple(t["shape"]) for t in op["inputs"])
+
+
+def root_cause_op(ops_a: list[dict], ops_b: list[dict]) -> tuple[dict, dict, bool] | None:
+    """Align the two op streams and return the first aligned pair whose outputs differ,
+    and whether their inputs matched (then it is the root cause)."""
+    matcher = difflib.SequenceMatcher(a=[signature(o) for o in ops_a], b=[signature(o) for o in ops_b],
+                                      autojunk=False)
+    for block in matcher.get_matching_blocks():
+        for offset in range(block.size):
+            a, b = ops_a[block.a + offset], ops_b[block.b + offset]
+            if [t["hash"] for t in a["outputs"]] != [t["hash"] for t in b["outputs"]]:
+                return a, b, [t["hash"] for t in a["inputs"]] == [t["hash"] for t in b["inputs"]]
+    return None
+
+
+def _differing_source(records: list[dict], *sources: str) -> str | None:
+    return next((s for s in sources if records[0]["seeds"][s] != records[1]["seeds"][s]), None)
+
+
+def _unseeded(records: list[dict]) -> list[str]:
+    found = []
+    for record in records:
+        for generator in unseeded_drawn(record["run_config"], record["train"].get("rng", {})):
+            if generator not in found:
+                found.append(generator)
+    return found
+
+
+def _same_library(records: list[dict]) -> bool:
+    a, b = (r["tags"] for r in records)
+    return (a.get("reprogrid.libconf") == b.get("reprogrid.libconf")
+            and a.get("reprogrid.hash.library") == b.get("reprogrid.hash.library"))
+
+
+def result(diverged: bool, cause: str | None = None, generator: str | None = None, detail: str = "",
+           epoch: int | None = None, step: int | None = None, phase: str | None = None, op: str | None = None,
+           module: str | None = None) -> dict:
+    return {"diverged": diverged, "epoch": epoch, "step": step, "phase": phase, "op": op, "module": module,
+            "cause": cause, "generator": generator, "detail": detail}
+
+
+def localise(records: list[dict], streams: Path) -> dict:
+    a, b = (r["train"] for r in records)
+    epoch = first_divergent_epoch(a["hashes"]["init_weights"], [e["weights"] for e in a["epochs"]],
+                                  b["hashes"]["init_weights"], [e["weights"] for e in b["epochs"]])
+    keys = f"{records[0]['run_config']['run_key']} and {records[1]['run_config']['run_key']}"
+    if epoch is None:
+        if records[0]["tags"].get("reprogrid.hash.predictions") == records[1]["tags"].get("reprogrid.hash.predictions"):
+            return result(False, detail=f"{keys} have identical weights after every epoch and identical predictions")
+        return result(True, "implementation" if not _same_library(records) else "nondeterministic_op",
+                      detail=f"{keys} end with identical weights but different test predictions: evaluation differs")
+    if epoch == 0:
+        source = _differing_source(records, "init", "ulp")
+        generator = source or next(iter(a.get("rng", {}).get("init", [])), None)
+        why = f"their `{source}` seeds differ" if source else "built under the same seeds"
+        return result(True, "initialization", generator, f"the initial weights of {keys} differ ({why})",
+                      epoch=0, phase="init")
+    with tempfile.TemporaryDirectory(prefix="reprogrid-diverge-") as scratch:
+        scratch = Path(scratch)
+        steps = probe_both(records, epoch, None, scratch)
+        found = first_differing_step(steps[0]["steps"], steps[1]["steps"])
+        if found is None:
+            cause = "nondeterministic_op" if _same_library(records) else "implementation"
+            return result(True, cause, detail=f"the records of {keys} part in epoch {epoch}, but re-executed they "
+                                              "did not: the difference did not repeat", epoch=epoch)
+        step, phase = found
+        if phase == "input":
+            generator = _differing_source(records, "order", "augment") or next(iter(_unseeded(records)), None)
+            return result(True, "input", generator, f"the mini-batch of step {step} of epoch {epoch} differs "
+                          + (f"(from `{generator}`)" if generator else ""), epoch, step, phase)
+        ops = probe_both(records, epoch, step, scratch)
+    streams.mkdir(parents=True, exist_ok=True)
+    for record, stream in zip(records, ops):
+        (streams / f"{record['run_id']}.ops.json").write_text(json.dumps(stream["ops"], indent=0))
+    found_op = root_cause_op(ops[0]["ops"], ops[1]["ops"])
+    if found_op is None:
+        return result(True, "nondeterministic_op" if _same_library(records) else "implementation",
+                      detail=f"step {step} of epoch {epoch} differs in {phase}, but no aligned op's output differs",
+                      epoch=epoch, step=step, phase=phase)
+    op_a, _, inputs_match = found_op
+    name, where = op_a["op"], op_a["module"] or None
+    if name.removeprefix("aten::") in RANDOM_OPS:
+        generator = _differing_source(records, "dropout", "sampling") or (
+            "cuda" if records[0]["run_config"]["library"]["device"] == "cuda" else "torch")
+        cause, detail = "random_op", f"{name} drew differently (from `{generator}`)"
+    elif not inputs_match:
+        generator = next(iter(_unseeded(records)), None)
+        cause = "nondeterministic_op" if _same_library(records) else "implementation"
+        detail = f"{name} is the first op whose output differs; its inputs already differed when the step began"
+    elif _same_library(records):
+        generator, cause = None, "nondeterministic_op"
+        detail = f"{name} gave different outputs from identical inputs under one library configuration"
+    else:
+        generator, cause = None, "implementation"
+        detail = (f"{name} gave different outputs from identical inputs under library configurations "
+                  f"{records[0]['tags'].get('reprogrid.libconf')} and {records[1]['tags'].get('reprogrid.libconf')}")
+    return result(True, cause, generator, f"{detail}, in {op_a['phase']} of step {step} of epoch {epoch}"
+                  + (f", in module {where}" if where else ""), epoch, step, op_a["phase"], name, where)
+
+
+def diverge(run_a: str, run_b: str, tracking_uri: str, streams: str | Path | None = None) -> dict:
+    client = tracking.existing_store_client(tracking_uri)
+    records = [load_record(client, run_id) for run_id in (run_a, run_b)]
+    streams = Path(streams or Path.cwd() / "diverge" / f"{run_a[:8]}-{run_b[:8]}")
+    return localise(records, streams) | {"runs": [run_a, run_b]}
+
+
+def render(found: dict) -> str:
+    if not found["diverged"]:
+        return f"no divergence: {found['detail']}"
+    where = [f"epoch {found['epoch']}"] + ([f"step {found['step']}"] if found["step"] else [])
+    where += [found["phase"]] if found["phase"] else []
+    lines = [f"diverged at {', '.join(where)}",
+             f"cause: {found['cause']}" + (f" (generator: {found['generator']})" if found["generator"] else "")]
+    if found["op"]:
+        lines.append(f"op: {found['op']}" + (f" in module {found['module']}" if found["module"] else ""))
+    lines.append(found["detail"])
+    return "\n".join(lines)
+
+
+def _probe_main(request_path: str, out_path: str) -> int:
+    """A re-execution, in this fresh process: the run's numerics variables first, then torch."""
+    from reprogrid.envvars import restore_recorded_env_vars, size_thread_pools
+
+    request = json.loads(Path(request_path).read_text())
+    restore_recorded_env_vars(request["env_vars"])
+    size_thread_pools()
+    os.chdir(request["workdir"])
+    from reprogrid.probe import probe_run
+
+    Path(out_path).write_text(json.dumps(probe_run(request)))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--probe":
+        sys.exit(_probe_main(sys.argv[2], sys.argv[3]))
+    sys.exit("usage: python -m reprogrid.diverge --probe REQUEST.json OUT.json (reprogrid diverge's own use)")
