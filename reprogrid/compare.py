@@ -315,6 +315,7 @@ class Comparison:
     libconfs: pd.DataFrame
     cells: dict[tuple[str, str], Cell]
     reference_libconf: str
+    divergences: pd.DataFrame = field(default_factory=pd.DataFrame)  # divergence.csv, when localised
 
 
 def compare_runs(runs: list[RunResult], reference_libconf: str | None = None) -> Comparison:

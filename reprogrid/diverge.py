@@ -57,6 +57,21 @@ def load_record(client, run_id: str) -> dict:
             "workdir": recorded if recorded and Path(recorded).is_dir() else os.getcwd()}
 
 
+def record_from_files(run_dir: str | Path) -> dict:
+    """The same record as `load_record`, from a run's sealed files (compare's way)."""
+    from reprogrid.records import read_sealed
+
+    run_dir = Path(run_dir)
+    train, evaluation = read_sealed(run_dir / "train.json"), read_sealed(run_dir / "eval.json")
+    tags = {"reprogrid.libconf": train["run_config"]["libconf"], "reprogrid.hash.library": train["hashes"]["library"],
+            "reprogrid.hash.predictions": evaluation["hashes"]["predictions"]}
+    workdir = train.get("workdir")
+    return {"run_id": evaluation.get("mlflow_run_id") or train["run_key"], "tags": tags, "train": train,
+            "run_config": train["run_config"], "seeds": train["seeds"],
+            "env_vars": train["library_effective"].get("env_vars", {}),
+            "workdir": workdir if workdir and Path(workdir).is_dir() else os.getcwd()}
+
+
 def probe_both(records: list[dict], epoch: int, op_step: int | None, scratch: Path) -> list[dict]:
     """Re-execute both runs at once, each in a fresh process (python -m reprogrid.diverge
     --probe), and return what each probe saw."""
@@ -194,6 +209,43 @@ def diverge(run_a: str, run_b: str, tracking_uri: str, streams: str | Path | Non
     records = [load_record(client, run_id) for run_id in (run_a, run_b)]
     streams = Path(streams or Path.cwd() / "diverge" / f"{run_a[:8]}-{run_b[:8]}")
     return localise(records, streams) | {"runs": [run_a, run_b]}
+
+
+DIVERGENCE_COLUMNS = ["setting", "libconf", "run_a", "run_b", "diverged", "epoch", "step", "phase", "op", "module",
+                      "cause", "generator", "detail"]
+
+
+def pairs_to_localise(runs: list, reference_libconf: str) -> list[tuple]:
+    """One pair of runs per cell whose replicates differ (its first two), and one per cell
+    whose runs are bitwise among themselves but differ from the same replicate, same
+    seeds, under the reference library configuration."""
+    by_cell: dict[tuple[str, str], list] = {}
+    for run in sorted(runs, key=lambda r: r.replicate):
+        by_cell.setdefault((run.setting, run.libconf), []).append(run)
+    pairs = []
+    for (setting, libconf), cell in by_cell.items():
+        if len({r.weights for r in cell}) > 1 or len({r.predictions for r in cell}) > 1:
+            pairs.append((setting, libconf, cell[0], cell[1]))
+            continue
+        reference = by_cell.get((setting, reference_libconf))
+        if libconf != reference_libconf and reference and reference[0].weights != cell[0].weights \
+                and len({r.weights for r in reference}) == 1:
+            pairs.append((setting, libconf, reference[0], cell[0]))
+    return pairs
+
+
+def localise_grid(runs: list, run_dirs: dict, reference_libconf: str, streams: Path) -> list[dict]:
+    """Localise every pair `pairs_to_localise` picks; rows of divergence.csv."""
+    rows = []
+    for setting, libconf, a, b in pairs_to_localise(runs, reference_libconf):
+        records = [record_from_files(run_dirs[run.key]) for run in (a, b)]
+        try:
+            found = localise(records, streams / f"{a.key}-{b.key}".replace("/", "_"))
+        except DivergeError as error:
+            found = result(True, detail=f"could not be localised: {error}")
+        rows.append({"setting": setting, "libconf": libconf, "run_a": a.key, "run_b": b.key}
+                    | {k: found[k] for k in DIVERGENCE_COLUMNS[4:]})
+    return rows
 
 
 def render(found: dict) -> str:

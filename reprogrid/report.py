@@ -138,6 +138,21 @@ def drawn_in_words(row) -> str | None:
     return text + "."
 
 
+def where_they_part(divergences: pd.DataFrame) -> list[str]:
+    """One sentence per localised pair (divergence.csv): where the two runs part and why."""
+    out = []
+    for _, row in divergences.iterrows():
+        if not row["diverged"]:
+            continue
+        where = f"epoch {row['epoch']}" if row["epoch"] == 0 or _missing(row["step"]) else \
+            f"epoch {row['epoch']}, step {row['step']}, {row['phase']}"
+        op = f" at <code>{_e(row['op'])}</code>" + (f" in {_e(row['module'])}" if not _missing(row["module"]) else "") \
+            if not _missing(row["op"]) else ""
+        out.append(f"{_cell_name(row)}: {_e(row['run_a'])} and {_e(row['run_b'])} part at {where}{op}: "
+                   f"<b>{_e(row['cause'] or 'unknown')}</b>. {_e(row['detail'])}.")
+    return out
+
+
 def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
@@ -319,7 +334,8 @@ def render_report(title: str, comparison: Comparison, figures: dict[str, Path]) 
     summary = comparison.summary.astype(object).where(comparison.summary.notna(), None)
     attribution = comparison.attribution.astype(object).where(comparison.attribution.notna(), None)
     runs = int(summary["runs"].sum())
-    lesson_items = "".join(f"<li>{item}</li>" for item in lessons(summary)) or "<li>none</li>"
+    lesson_items = "".join(f"<li>{item}</li>" for item in lessons(summary) + where_they_part(comparison.divergences))
+    lesson_items = lesson_items or "<li>none</li>"
     attribution_table = _table(attribution, ["libconf", "source", "setting", "runs", "test_accuracy_std", "std_ratio",
                                              "std_ratio_ci_low", "std_ratio_ci_high", "disagreement_mean",
                                              "disagreement_ratio", "disagreement_ratio_ci_low",

@@ -21,6 +21,8 @@ run(
         "libconfs_path": snakemake.output.libconfs,
         "figures_dir": str(Path(snakemake.output.attribution_figure).parent),
         "reference_libconf": snakemake.params.reference_libconf,
+        "divergence_path": snakemake.output.divergence,
+        "localise": snakemake.params.localise,
     },
     snakemake.log[0],
 )

@@ -1,6 +1,7 @@
 """`reprogrid diverge` on real runs of a real grid: the JSON names the epoch, the step,
 the phase, the operation and the cause."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -16,6 +17,7 @@ CONFIG = tiny_config(
     seed_settings={"all_fixed": {}, "init": {"init": "vary"}, "dropout": {"dropout": "vary"}},
     library_configs={"t1": {"threads": 1}, "t2": {"threads": 2}, "numpy_unseeded": {"seed_numpy_global": False}},
     training={"epochs": 3, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9},
+    reference_libconf="t1", localise=True,
 )
 
 
@@ -79,3 +81,21 @@ def test_an_unknown_run_exits_2_with_one_line(runs):
     done = subprocess.run([str(REPROGRID), "diverge", "0123456789abcdef0123456789abcdef",
                            by_key["all_fixed/t1/r1"].info.run_id], cwd=workdir, capture_output=True, text=True)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_compare_localises_one_pair_per_differing_cell_and_the_report_says_why(runs):
+    workdir, by_key = runs
+    with open(workdir / "results" / "compare" / "divergence.csv") as handle:
+        rows = {(r["setting"], r["libconf"]): r for r in csv.DictReader(handle)}
+    assert {cell: rows[cell]["cause"] for cell in rows if cell[1] != "t2"} == {
+        ("all_fixed", "numpy_unseeded"): "input", ("init", "numpy_unseeded"): "initialization",
+        ("init", "t1"): "initialization", ("dropout", "numpy_unseeded"): "input", ("dropout", "t1"): "random_op"}
+    assert (rows[("dropout", "t1")]["run_a"], rows[("dropout", "t1")]["run_b"]) == ("dropout/t1/r1", "dropout/t1/r2")
+    if by_key["all_fixed/t1/r1"].data.tags["reprogrid.hash.weights"] != \
+            by_key["all_fixed/t2/r1"].data.tags["reprogrid.hash.weights"]:  # this CPU: threads change the bits
+        assert rows[("all_fixed", "t2")]["cause"] == "implementation"
+        assert (rows[("all_fixed", "t2")]["run_a"], rows[("all_fixed", "t2")]["run_b"]) == \
+            ("all_fixed/t1/r1", "all_fixed/t2/r1")
+    report = (workdir / "results" / "compare" / "report.html").read_text()
+    assert "<b>dropout × t1</b>: dropout/t1/r1 and dropout/t1/r2 part at epoch 1, step 1, forward at " \
+           "<code>aten::bernoulli_</code> in MLP.2: <b>random_op</b>." in report

@@ -39,12 +39,17 @@ def check_against_records(runs: list, records: list[dict]) -> None:
 
 def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_path,
                 attribution_path=None, libconfs_path=None, figures_dir=None, reference_libconf=None,
-                verify_records: bool = True) -> None:
+                verify_records: bool = True, divergence_path=None, localise: bool = False) -> None:
     """Compare all runs: summary.csv, pairs.csv, attribution.csv, libconfs.csv, the figures
     and report.html; log them as one MLflow run tagged reprogrid.kind=compare. Each run is
-    first checked against its MLflow record (`verify_records`)."""
+    first checked against its MLflow record (`verify_records`). With `localise`, one pair of
+    differing runs per cell is localised down to the operation (reprogrid.diverge):
+    divergence.csv, and the cause in the report."""
+    import pandas as pd
+
     from reprogrid import tracking
     from reprogrid.compare import compare_runs, load_run, write_csv
+    from reprogrid.diverge import DIVERGENCE_COLUMNS, localise_grid
     from reprogrid.report import render_report, write_figures
 
     out = Path(summary_path).parent
@@ -57,8 +62,13 @@ def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_
     if verify_records:
         check_against_records(runs, tracking.run_records(client, tracked["experiment_id"]))
     comparison = compare_runs(runs, reference_libconf)
+    divergence_path = divergence_path or out / "divergence.csv"
+    rows = localise_grid(runs, {run.key: d for run, d in zip(runs, run_dirs)}, comparison.reference_libconf,
+                         out / "diverge") if localise else []
+    comparison.divergences = pd.DataFrame(rows, columns=DIVERGENCE_COLUMNS).astype({"epoch": "Int64", "step": "Int64"})
     for frame, path in ((comparison.summary, summary_path), (comparison.pairs, pairs_path),
-                        (comparison.attribution, attribution_path), (comparison.libconfs, libconfs_path)):
+                        (comparison.attribution, attribution_path), (comparison.libconfs, libconfs_path),
+                        (comparison.divergences, divergence_path)):
         write_csv(frame, path)
     figures = write_figures(comparison, figures_dir)
     Path(report_path).write_text(
@@ -72,6 +82,7 @@ def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_
     tracking.log_batch(client, run_id, params={"runs": len(runs), "cells": len(comparison.summary),
                                                "reference_libconf": comparison.reference_libconf})
     tracking.log_artifacts(client, run_id, files=[summary_path, pairs_path, attribution_path, libconfs_path,
+                                                  divergence_path,
                                                   report_path, *((f"figures/{p.name}", p) for p in figures.values())])
     tracking.finish_run(client, run_id)
     log.info("compared %d runs in %d cells; MLflow run %s", len(runs), len(comparison.summary), run_id)

@@ -11,6 +11,7 @@ rule compare:
         pairs="results/compare/pairs.csv",
         attribution="results/compare/attribution.csv",
         libconfs="results/compare/libconfs.csv",
+        divergence="results/compare/divergence.csv",
         report="results/compare/report.html",
         attribution_figure=report(
             "results/compare/figures/attribution.png",
@@ -38,5 +39,6 @@ rule compare:
         run_dirs=expand("results/runs/{key}", key=RUN_KEYS),
         tracking_file=TRACKING_FILE,
         reference_libconf=cfg.reference_libconf(config),
+        localise=config.get("localise", False),
     script:
         "../../scripts/compare.py"
