@@ -55,3 +55,15 @@ def test_the_readme_quotes_the_committed_ratios():
 
 def test_the_measured_commit_is_recorded():
     assert re.fullmatch(r"[0-9a-f]{7,}", measured("machine")["commit"])
+
+
+def test_the_diverge_table_is_the_committed_measurement():
+    result = measured("diverge")
+    assert f"Measured at commit `{result['commit']}`" in RESULTS
+    for name, pair in result["pairs"].items():
+        cells = row(RESULTS, name)
+        found = pair["finding"]
+        assert cells[1] == f"{pair['seconds']:.2f}", name
+        assert cells[2].startswith(f"{found['cause']}: epoch {found['epoch']}"), name
+        if found["op"]:
+            assert f"`{found['op']}` in `{found['module']}`" in cells[2], name
