@@ -3,6 +3,7 @@ augmentations drawing from global generators (kornia: torch's; Cutout: Python's
 random), through the grid, the report, the audit and a replay from MLflow alone."""
 
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -48,6 +49,15 @@ def test_own_loop_through_the_grid_report_audit_and_replay(tmp_path):
     assert by_key["all_fixed/workers/r1"].data.tags["reprogrid.worker_rng_duplicated"] == "python"
     audit = subprocess.run([str(REPROGRID), "audit"], cwd=workdir, capture_output=True, text=True)
     assert audit.returncode == 0, audit.stdout + audit.stderr
+
+    # where the nopy replicates part, through the user's own loop: the batch, from Python's random
+    found_path = workdir / "nopy.json"
+    diverge = subprocess.run([str(REPROGRID), "diverge", by_key["all_fixed/nopy/r1"].info.run_id,
+                              by_key["all_fixed/nopy/r2"].info.run_id, "--json", str(found_path)],
+                             cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert diverge.returncode == 1, diverge.stderr[-2000:]
+    found = json.loads(found_path.read_text())
+    assert (found["cause"], found["generator"], found["epoch"], found["step"]) == ("input", "python", 1, 1)
 
     # replayed from another directory, from the MLflow record alone
     elsewhere = tmp_path / "elsewhere"
