@@ -36,7 +36,7 @@ SUMMARY_COLUMNS = [
     "ensemble_gain_mean", "weight_distance_mean", "per_class_accuracy_std_mean",
     "per_class_accuracy_std_max", "per_class_gap_max", "independent_errors_std",
     *(f"best_of_{k}_gain" for k in BEST_OF), "first_divergent_epoch",
-    "train_seconds_relative", "varied_sources", "same_weights_as",
+    "train_seconds_relative", "varied_sources", "same_weights_as", "divergence_rate_upper95",
     # the RNG trace: global generators drawn while training (reprogrid.rngtrace)
     "rng_train", "rng_train_epochs", "rng_unseeded", "worker_rng_duplicated",
     # regression only
@@ -237,6 +237,8 @@ def cell_row(cell: Cell, all_runs_by_libconf: dict[str, list[RunResult]], refere
         "setting": first.setting, "libconf": first.libconf, "runs": n, "expect_bitwise": first.expect_bitwise,
         "distinct_weights": distinct_weights, "distinct_predictions": distinct_predictions,
         "bitwise_reproducible": (distinct_weights == 1 and distinct_predictions == 1) if n > 1 else None,
+        "divergence_rate_upper95": divergence_rate_upper95(n) if n > 1 and distinct_weights == 1
+        and distinct_predictions == 1 else None,
         "train_seconds_median": seconds,
         "train_seconds_relative": seconds / reference_seconds if reference_seconds else None,
         "disagreement_mean": _mean(cell.disagreement), "logit_correlation_mean": _mean(cell.correlation),
@@ -259,6 +261,12 @@ def cell_row(cell: Cell, all_runs_by_libconf: dict[str, list[RunResult]], refere
     primary = accuracy if accuracy is not None else -(rmse if rmse is not None else loss)
     row |= {f"best_of_{k}_gain": stats.best_of_k_gain(primary, k) for k in BEST_OF}
     return row
+
+
+def divergence_rate_upper95(n: int) -> float:
+    """n of n runs identical: the largest rate at which a further run could still diverge
+    that such a streak would not rule out at 95 % (the rule of three's exact form)."""
+    return 1 - 0.05 ** (1 / n)
 
 
 def rng_columns(runs: list[RunResult]) -> dict:

@@ -27,7 +27,7 @@ STYLE = """
 body{font-family:system-ui,sans-serif;max-width:75rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}
 table{border-collapse:collapse;font-size:.88rem;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.2rem .45rem}
 th{background:#f3f3f3;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.yes{background:#e3f6e3}.no{background:#fbe3e3}.warn{background:#fff2cc}figure{margin:1.2rem 0}
+.yes{background:#e3f6e3}.violated{background:#f6c6c6;font-weight:600}.warn{background:#fff2cc}figure{margin:1.2rem 0}
 figcaption{color:#555;font-size:.9rem;max-width:60rem}img{max-width:100%}.muted{color:#666}
 """
 
@@ -69,13 +69,16 @@ def verdict(row) -> tuple[str, str]:
     if _missing(observed):
         return "one run: cannot tell", ""
     expected = bool(row["expect_bitwise"])
+    bound = row.get("divergence_rate_upper95")
+    streak = "" if _missing(bound) else (f" ({row['runs']} of {row['runs']} identical: a further run could still "
+                                         f"diverge up to {bound:.0%} of the time, 95% bound)")
     if observed and expected:
-        return "bitwise reproducible, as predicted", "yes"
-    if not observed and not expected:
-        return f"runs differ ({row['distinct_weights']} distinct weights), as predicted", "no"
+        return f"bitwise reproducible, as predicted{streak}", "yes"
+    if not observed and not expected:  # the expected difference: nothing to flag
+        return f"runs differ ({row['distinct_weights']} distinct weights), as predicted", ""
     if observed:
-        return "bitwise reproducible although a source varies (it does not reach the weights)", "warn"
-    return "NOT reproducible although every source is fixed and seeded", "warn"
+        return f"bitwise reproducible although a source varies (it does not reach the weights){streak}", "warn"
+    return "NOT reproducible although predicted bitwise: a violated prediction", "violated"
 
 
 def _cell_name(row) -> str:
@@ -106,7 +109,7 @@ def lessons(summary: pd.DataFrame) -> list[str]:
                                "with different weights: the library configuration alone changes the bits.")
     for _, row in summary.iterrows():
         text, css = verdict(row)
-        if css == "warn":
+        if css in ("warn", "violated"):
             out.append(f"{_cell_name(row)}: {_e(text)}.")
     return out + [sentence for _, row in summary.iterrows() if (sentence := drawn_in_words(row))]
 

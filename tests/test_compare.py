@@ -49,6 +49,9 @@ def test_summary_of_a_reproducible_and_a_varying_cell(tmp_path):
     result = compare_runs(runs)
     fixed, vary = result.summary.iloc[0], result.summary.iloc[1]
     assert (fixed["runs"], fixed["distinct_weights"], fixed["bitwise_reproducible"]) == (3, 1, True)
+    # 3 of 3 identical still allows a divergence rate up to 1 - 0.05^(1/3) = 63.2 %
+    assert fixed["divergence_rate_upper95"] == pytest.approx(0.6316, abs=1e-4)
+    assert pd.isna(result.summary.iloc[1]["divergence_rate_upper95"])  # not bitwise: no streak to bound
     assert fixed["test_accuracy_std"] == 0.0 and pd.isna(fixed["first_divergent_epoch"])
     assert fixed["best_of_2_gain"] == 0.0 and fixed["logit_correlation_mean"] == pytest.approx(1.0)
     assert (vary["distinct_weights"], vary["bitwise_reproducible"]) == (2, False)
@@ -141,3 +144,10 @@ def test_a_single_run_cannot_show_reproducibility():
     result = compare_runs([run("s/l/r1")])
     assert pd.isna(result.summary.iloc[0]["bitwise_reproducible"]) and result.pairs.empty
     assert result.attribution.empty
+
+
+@pytest.mark.parametrize("n, bound", [(5, 0.451), (10, 0.259), (30, 0.0950)])
+def test_the_bound_on_a_bitwise_cells_divergence_rate(n, bound):
+    from reprogrid.compare import divergence_rate_upper95
+
+    assert divergence_rate_upper95(n) == pytest.approx(bound, abs=5e-4)
