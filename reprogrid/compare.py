@@ -324,9 +324,37 @@ class Comparison:
     cells: dict[tuple[str, str], Cell]
     reference_libconf: str
     divergences: pd.DataFrame = field(default_factory=pd.DataFrame)  # divergence.csv, when localised
+    power: pd.DataFrame = field(default_factory=pd.DataFrame)  # power.csv: how many seeds a claim needs
 
 
-def compare_runs(runs: list[RunResult], reference_libconf: str | None = None) -> Comparison:
+POWER_COLUMNS = ["setting", "libconf", "metric", "runs", "sd", "effect_size", "min_detectable_effect",
+                 "seeds_needed"]
+# the difference a user wants to tell from seed noise, per metric (config key effect_size)
+DEFAULT_EFFECT_SIZES = {"test_accuracy": 0.005, "test_loss": 0.01, "test_rmse": 0.01}
+
+
+def power_rows(cells: dict[tuple[str, str], Cell], effect_sizes: dict[str, float]) -> list[dict]:
+    """Per cell and metric: the smallest difference its number of runs detects, and the
+    runs per arm needed to detect the configured effect size (reprogrid.power)."""
+    from reprogrid import power
+
+    rows = []
+    for (setting, libconf), cell in cells.items():
+        for metric in ("test_accuracy", "test_loss", "test_rmse"):
+            if metric not in cell.first.metrics:
+                continue
+            values = np.array([r.metrics[metric] for r in cell.runs], dtype=np.float64)
+            sd = stats.std(values) if len(values) > 1 else None
+            effect = effect_sizes[metric]
+            rows.append({"setting": setting, "libconf": libconf, "metric": metric, "runs": len(values), "sd": sd,
+                         "effect_size": effect,
+                         "min_detectable_effect": None if sd is None else power.min_detectable_effect(sd, len(values)),
+                         "seeds_needed": None if sd is None else power.seeds_needed(effect, sd)})
+    return rows
+
+
+def compare_runs(runs: list[RunResult], reference_libconf: str | None = None,
+                 effect_sizes: dict[str, float] | None = None) -> Comparison:
     """All tables for runs ordered cell by cell (cells keep the order their runs come in)."""
     cells = {key: Cell.of(members) for key, members in group_cells(runs).items()}
     by_libconf: dict[str, list[RunResult]] = {}
@@ -351,6 +379,8 @@ def compare_runs(runs: list[RunResult], reference_libconf: str | None = None) ->
         libconfs=pd.DataFrame(libconfs, columns=LIBCONF_COLUMNS),
         cells=cells,
         reference_libconf=reference,
+        power=pd.DataFrame(power_rows(cells, DEFAULT_EFFECT_SIZES | (effect_sizes or {})),
+                           columns=POWER_COLUMNS).astype({"seeds_needed": "Int64"}),
     )
 
 

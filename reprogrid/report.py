@@ -360,6 +360,13 @@ predictions.</p>
 <h3>What this grid shows</h3>
 <ul>{lesson_items}</ul>
 
+<h3>How many seeds a claim needs</h3>
+<p class="muted">Per cell: the smallest difference its runs would detect against a rival configuration that
+spreads alike, and the runs per arm needed to detect the configured effect size (Welch's test, α = 0.05
+one-sided, power 0.8; Colas, Sigaud &amp; Oudeyer 2018). All metrics: power.csv.</p>
+{_table(comparison.power[comparison.power["metric"] == comparison.power["metric"].iloc[0]])
+ if not comparison.power.empty else ""}
+
 <h2>2. Which source matters, and by how much</h2>
 <p>Each cell that varies exactly one source, set against the cell that varies all of them under the
 same library configuration (Summers &amp; Dinneen, ICML 2021): a ratio of 1 means that source alone

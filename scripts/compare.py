@@ -23,6 +23,8 @@ run(
         "reference_libconf": snakemake.params.reference_libconf,
         "divergence_path": snakemake.output.divergence,
         "localise": snakemake.params.localise,
+        "power_path": snakemake.output.power,
+        "effect_sizes": dict(snakemake.params.effect_sizes),
     },
     snakemake.log[0],
 )

@@ -12,6 +12,7 @@ rule compare:
         attribution="results/compare/attribution.csv",
         libconfs="results/compare/libconfs.csv",
         divergence="results/compare/divergence.csv",
+        power="results/compare/power.csv",
         report="results/compare/report.html",
         attribution_figure=report(
             "results/compare/figures/attribution.png",
@@ -40,5 +41,6 @@ rule compare:
         tracking_file=TRACKING_FILE,
         reference_libconf=cfg.reference_libconf(config),
         localise=config.get("localise", False),
+        effect_sizes=config.get("effect_size", {}),
     script:
         "../../scripts/compare.py"
