@@ -325,6 +325,39 @@ class Comparison:
     reference_libconf: str
     divergences: pd.DataFrame = field(default_factory=pd.DataFrame)  # divergence.csv, when localised
     power: pd.DataFrame = field(default_factory=pd.DataFrame)  # power.csv: how many seeds a claim needs
+    versus: pd.DataFrame = field(default_factory=pd.DataFrame)  # versus.csv: is A better than B?
+
+
+VERSUS_COLUMNS = ["a_setting", "a_libconf", "b_setting", "b_libconf", "metric", "runs_a", "runs_b", "p_a_better",
+                  "ci_low", "ci_high", "paired", "verdict", "meaningful"]
+
+
+def versus_rows(cells: dict[tuple[str, str], Cell]) -> list[dict]:
+    """Every pair of cells that share a setting or a library configuration, per metric:
+    the probability that A's runs beat B's (reprogrid.versus)."""
+    from reprogrid import versus
+
+    rows = []
+    keys = list(cells)
+    for i, (setting_a, libconf_a) in enumerate(keys):
+        for setting_b, libconf_b in keys[i + 1:]:
+            if setting_a != setting_b and libconf_a != libconf_b:
+                continue
+            a, b = cells[(setting_a, libconf_a)], cells[(setting_b, libconf_b)]
+            # one setting, two library configurations: the same seeds, replicate by replicate
+            paired = setting_a == setting_b and [r.replicate for r in a.runs] == [r.replicate for r in b.runs]
+            for metric in ("test_accuracy", "test_loss", "test_rmse"):
+                if metric not in a.first.metrics or metric not in b.first.metrics or min(len(a.runs), len(b.runs)) < 2:
+                    continue
+                p, low, high = versus.probability_of_improvement(
+                    [r.metrics[metric] for r in a.runs], [r.metrics[metric] for r in b.runs], paired,
+                    metric in versus.LOWER_IS_BETTER)
+                rows.append({"a_setting": setting_a, "a_libconf": libconf_a, "b_setting": setting_b,
+                             "b_libconf": libconf_b, "metric": metric, "runs_a": len(a.runs), "runs_b": len(b.runs),
+                             "p_a_better": p, "ci_low": low, "ci_high": high, "paired": paired,
+                             "verdict": versus.verdict(low, high),
+                             "meaningful": p >= versus.MEANINGFUL or p <= 1 - versus.MEANINGFUL})
+    return rows
 
 
 POWER_COLUMNS = ["setting", "libconf", "metric", "runs", "sd", "effect_size", "min_detectable_effect",
@@ -381,6 +414,7 @@ def compare_runs(runs: list[RunResult], reference_libconf: str | None = None,
         reference_libconf=reference,
         power=pd.DataFrame(power_rows(cells, DEFAULT_EFFECT_SIZES | (effect_sizes or {})),
                            columns=POWER_COLUMNS).astype({"seeds_needed": "Int64"}),
+        versus=pd.DataFrame(versus_rows(cells), columns=VERSUS_COLUMNS),
     )
 
 

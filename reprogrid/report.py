@@ -333,6 +333,23 @@ def _verdict_table(summary: pd.DataFrame) -> str:
     return f"<table><thead>{header}</thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def _versus_table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return ""
+    metric = frame["metric"].iloc[0]
+    rows = []
+    for _, row in frame[frame["metric"] == metric].iterrows():
+        css = "yes" if row["verdict"] in ("A better", "B better") else ""
+        interval = "" if _missing(row["ci_low"]) else f" [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
+        rows.append(f"<tr><td>{_e(row['a_setting'])} × {_e(row['a_libconf'])}</td>"
+                    f"<td>{_e(row['b_setting'])} × {_e(row['b_libconf'])}</td>"
+                    f"<td class='num'>{row['p_a_better']:.2f}{interval}"
+                    f"{' ★' if row['meaningful'] else ''}</td><td>{'paired' if row['paired'] else ''}</td>"
+                    f"<td class='{css}'>{_e(row['verdict'])}</td></tr>")
+    header = (f"<tr><th>A</th><th>B</th><th>P(A better), {_e(metric)} [95% CI]</th><th></th><th>verdict</th></tr>")
+    return f"<table><thead>{header}</thead><tbody>{''.join(rows)}</tbody></table>"
+
+
 def render_report(title: str, comparison: Comparison, figures: dict[str, Path]) -> str:
     summary = comparison.summary.astype(object).where(comparison.summary.notna(), None)
     attribution = comparison.attribution.astype(object).where(comparison.attribution.notna(), None)
@@ -366,6 +383,13 @@ spreads alike, and the runs per arm needed to detect the configured effect size 
 one-sided, power 0.8; Colas, Sigaud &amp; Oudeyer 2018). All metrics: power.csv.</p>
 {_table(comparison.power[comparison.power["metric"] == comparison.power["metric"].iloc[0]])
  if not comparison.power.empty else ""}
+
+<h3>Is one cell better than another, beyond seed noise?</h3>
+<p class="muted">Cells sharing a setting or a library configuration: the probability that a run of A beats
+a run of B (ties half; paired replicate by replicate where the two share seeds), with a 95% bootstrap
+interval. "within seed noise" when the interval includes ½; ★ marks P ≥ 0.75 or ≤ 0.25 (Bouthillier et
+al., MLSys 2021). All metrics: versus.csv.</p>
+{_versus_table(comparison.versus)}
 
 <h2>2. Which source matters, and by how much</h2>
 <p>Each cell that varies exactly one source, set against the cell that varies all of them under the

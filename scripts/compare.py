@@ -24,6 +24,7 @@ run(
         "divergence_path": snakemake.output.divergence,
         "localise": snakemake.params.localise,
         "power_path": snakemake.output.power,
+        "versus_path": snakemake.output.versus,
         "effect_sizes": dict(snakemake.params.effect_sizes),
     },
     snakemake.log[0],

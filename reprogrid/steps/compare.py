@@ -40,13 +40,14 @@ def check_against_records(runs: list, records: list[dict]) -> None:
 def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_path,
                 attribution_path=None, libconfs_path=None, figures_dir=None, reference_libconf=None,
                 verify_records: bool = True, divergence_path=None, localise: bool = False, power_path=None,
-                effect_sizes: dict | None = None) -> None:
+                effect_sizes: dict | None = None, versus_path=None) -> None:
     """Compare all runs: summary.csv, pairs.csv, attribution.csv, libconfs.csv, the figures
     and report.html; log them as one MLflow run tagged reprogrid.kind=compare. Each run is
     first checked against its MLflow record (`verify_records`). With `localise`, one pair of
     differing runs per cell is localised down to the operation (reprogrid.diverge):
     divergence.csv, and the cause in the report. power.csv: how many seeds a claim needs
-    (`effect_sizes`, per metric)."""
+    (`effect_sizes`, per metric); versus.csv: is one cell better than another, beyond seed
+    noise."""
     import pandas as pd
 
     from reprogrid import tracking
@@ -66,12 +67,14 @@ def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_
     comparison = compare_runs(runs, reference_libconf, effect_sizes)
     divergence_path = divergence_path or out / "divergence.csv"
     power_path = power_path or out / "power.csv"
+    versus_path = versus_path or out / "versus.csv"
     rows = localise_grid(runs, {run.key: d for run, d in zip(runs, run_dirs)}, comparison.reference_libconf,
                          out / "diverge") if localise else []
     comparison.divergences = pd.DataFrame(rows, columns=DIVERGENCE_COLUMNS).astype({"epoch": "Int64", "step": "Int64"})
     for frame, path in ((comparison.summary, summary_path), (comparison.pairs, pairs_path),
                         (comparison.attribution, attribution_path), (comparison.libconfs, libconfs_path),
-                        (comparison.divergences, divergence_path), (comparison.power, power_path)):
+                        (comparison.divergences, divergence_path), (comparison.power, power_path),
+                        (comparison.versus, versus_path)):
         write_csv(frame, path)
     figures = write_figures(comparison, figures_dir)
     Path(report_path).write_text(
@@ -85,7 +88,7 @@ def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_
     tracking.log_batch(client, run_id, params={"runs": len(runs), "cells": len(comparison.summary),
                                                "reference_libconf": comparison.reference_libconf})
     tracking.log_artifacts(client, run_id, files=[summary_path, pairs_path, attribution_path, libconfs_path,
-                                                  divergence_path, power_path,
+                                                  divergence_path, power_path, versus_path,
                                                   report_path, *((f"figures/{p.name}", p) for p in figures.values())])
     tracking.finish_run(client, run_id)
     log.info("compared %d runs in %d cells; MLflow run %s", len(runs), len(comparison.summary), run_id)

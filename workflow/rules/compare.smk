@@ -13,6 +13,7 @@ rule compare:
         libconfs="results/compare/libconfs.csv",
         divergence="results/compare/divergence.csv",
         power="results/compare/power.csv",
+        versus="results/compare/versus.csv",
         report="results/compare/report.html",
         attribution_figure=report(
             "results/compare/figures/attribution.png",
