@@ -289,7 +289,7 @@ def rng_columns(runs: list[RunResult]) -> dict:
 
 
 def _spread(name: str, values: np.ndarray) -> dict:
-    low, high = stats.bootstrap_interval(values)
+    low, high = stats.std_interval(values)
     return {f"{name}_mean": float(values.mean()), f"{name}_std": stats.std(values),
             f"{name}_std_ci_low": low, f"{name}_std_ci_high": high,
             f"{name}_min": float(values.min()), f"{name}_max": float(values.max())}

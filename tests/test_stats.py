@@ -14,18 +14,30 @@ def test_std_is_the_sample_standard_deviation():
     assert stats.std([0.1 + 0.2] * 7) == 0.0  # no rounding noise from the mean
 
 
-def test_bootstrap_interval_of_two_values():
-    # resampling [0, 1] gives {0,0} or {1,1} (SD 0) half the time, {0,1} (SD 0.7071) otherwise
-    low, high = stats.bootstrap_interval([0.0, 1.0])
-    assert low == 0.0 and high == pytest.approx(math.sqrt(0.5))
-    assert stats.bootstrap_interval([3.0, 3.0, 3.0]) == (0.0, 0.0)
-    assert stats.bootstrap_interval([1.0]) == (None, None)
-    assert stats.bootstrap_interval([0.0, 1.0, 5.0]) == stats.bootstrap_interval([0.0, 1.0, 5.0])  # seeded
+@pytest.mark.parametrize("values", [[0.96, 0.97, 0.975], [0.96 + 0.001 * k for k in range(10)]])
+def test_the_sd_interval_is_the_chi_square_interval(values):
+    from scipy.stats import chi2
+
+    n, sd = len(values), stats.std(values)
+    low, high = stats.std_interval(values)
+    assert low == pytest.approx(sd * math.sqrt((n - 1) / chi2.ppf(0.975, n - 1)))
+    assert high == pytest.approx(sd * math.sqrt((n - 1) / chi2.ppf(0.025, n - 1)))
+    assert 0 < low < sd < high  # at n = 3 too: a bootstrap's lower end would be 0 there
 
 
-def test_ratio_of_standard_deviations():
-    ratio, low, high = stats.ratio_interval([0.0, 2.0], [0.0, 1.0])
-    assert ratio == pytest.approx(2.0)
+def test_the_sd_interval_of_agreeing_or_single_runs():
+    assert stats.std_interval([3.0, 3.0, 3.0]) == (0.0, 0.0)
+    assert stats.std_interval([1.0]) == (None, None)
+
+
+def test_ratio_of_standard_deviations_has_the_f_interval():
+    from scipy.stats import f
+
+    a, b = [0.0, 2.0, 1.0, 3.0], [0.0, 1.0, 0.5]
+    ratio, low, high = stats.ratio_interval(a, b)
+    assert ratio == pytest.approx(stats.std(a) / stats.std(b))
+    assert low == pytest.approx(ratio / math.sqrt(f.ppf(0.975, 3, 2)))
+    assert high == pytest.approx(ratio / math.sqrt(f.ppf(0.025, 3, 2)))
     assert stats.ratio_interval([0.0, 2.0], [1.0, 1.0]) == (None, None, None)  # nothing to compare with
 
 
@@ -36,7 +48,8 @@ def test_bootstrapped_ratio_of_mean_pairwise_values_ignores_a_run_paired_with_it
     b = stats.mean_pairwise(stats.square(stats.disagreements(predicted_b), 2))
     ratio, low, high = stats.bootstrap_ratio(a, 3, b, 2)
     assert ratio == pytest.approx(2 / 3)
-    assert 0.0 <= low <= ratio <= high <= 1.0  # resampling one run thrice gives 0
+    # a resample of b's two runs that repeats one has no pair to disagree: ratio unbounded, kept as inf
+    assert 0.0 <= low <= ratio and high == math.inf
 
 
 def test_disagreement_per_pair():
