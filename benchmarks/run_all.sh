@@ -13,6 +13,8 @@ python benchmarks/overhead.py medium --cores 2 --replicates 10 > "$out/medium-20
 python benchmarks/execute_scale.py --runs 2000 --trivial-jobs 2000 > "$out/execute_scale.json"
 python benchmarks/scale.py --runs 10000 > "$out/scale.json"
 python benchmarks/audit_scale.py --runs 10000 > "$out/audit_scale.json"
+python benchmarks/diverge_time.py > "$out/diverge.json"
+benchmarks/ablation.sh
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- reprogrid workflow scripts Snakefile benchmarks/*.py || echo "+changes")
 COMMIT="$commit" python - <<'PY' > "$out/machine.json"
 import json, os, platform

@@ -67,3 +67,55 @@ def test_the_diverge_table_is_the_committed_measurement():
         assert cells[2].startswith(f"{found['cause']}: epoch {found['epoch']}"), name
         if found["op"]:
             assert f"`{found['op']}` in `{found['module']}`" in cells[2], name
+
+
+ABLATION_ROWS = {"init": "init", "order (shuffle)": "order", "dropout": "dropout", "augmentation": "augment",
+                 "one-bit / one-ULP change": "ulp", "all sources": "all"}
+
+
+def _pp(value: str) -> str:
+    return "0" if float(value) == 0 else f"{float(value) * 100:.2f}"
+
+
+def _ratio(value: str, low: str, high: str) -> str:
+    return "0" if float(value) == 0 else f"{float(value):.2f} [{float(low):.2f}, {float(high):.2f}]"
+
+
+def test_the_readme_ablation_table_is_the_committed_ablation():
+    import csv
+
+    folder = REPO / "benchmarks" / "results" / "ablation"
+    with open(folder / "summary.csv") as handle:
+        summary = {(r["setting"], r["libconf"]): r for r in csv.DictReader(handle)}
+    with open(folder / "attribution.csv") as handle:
+        attribution = {(r["libconf"], r["source"]): r for r in csv.DictReader(handle)}
+    for label, setting in ABLATION_ROWS.items():
+        cells, cell = row(README, label), summary[(setting, "t1")]
+        sd = _pp(cell["test_accuracy_std"])
+        if sd != "0":
+            sd += f" [{_pp(cell['test_accuracy_std_ci_low'])}, {_pp(cell['test_accuracy_std_ci_high'])}]"
+        disagreement = _pp(cell["disagreement_mean"]) + (" %" if float(cell["disagreement_mean"]) else "")
+        assert (cells[2], cells[5]) == (sd, disagreement), label
+        if setting != "all":
+            share = attribution[("t1", setting)]
+            assert cells[3] == _ratio(share["std_ratio"], share["std_ratio_ci_low"], share["std_ratio_ci_high"]), label
+            assert cells[6] == _ratio(share["disagreement_ratio"], share["disagreement_ratio_ci_low"],
+                                      share["disagreement_ratio_ci_high"]), label
+    implementation = next(r for key, r in attribution.items() if key[1].startswith("implementation"))
+    cells = row(README, "implementation (cuDNN")
+    assert (cells[3], cells[6]) == (_ratio(implementation["std_ratio"], "0", "0"),
+                                    _ratio(implementation["disagreement_ratio"], "0", "0"))
+
+
+def test_the_readme_ablation_prose_quotes_the_committed_ablation():
+    import csv
+
+    with open(REPO / "benchmarks" / "results" / "ablation" / "summary.csv") as handle:
+        summary = {(r["setting"], r["libconf"]): r for r in csv.DictReader(handle)}
+    init, everything, ulp, control = (summary[(s, "t1")] for s in ("init", "all", "ulp", "control"))
+    assert (f"`independent_errors_std`: {float(init['independent_errors_std']) * 100:.2f} pp for init, "
+            f"{float(everything['independent_errors_std']) * 100:.2f} for all") in " ".join(README.split())
+    nudge = f"{float(ulp['weight_distance_mean']):.0e}".replace("e-0", "e-")
+    assert f"the final weights {nudge} apart (L2, against {float(init['weight_distance_mean']):.0f}" in \
+        " ".join(README.split())
+    assert f"({float(control['test_accuracy_mean']) * 100:.1f} % accuracy for the deterministic control" in README
