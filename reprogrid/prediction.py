@@ -48,7 +48,9 @@ def expect_rerun_bitwise(run_config: dict, rng: dict[str, list[str]] | None = No
     elif "augment" in drawn and library["num_workers"] == 0 and not library["seed_numpy_global"]:
         return False
     # on a GPU (or one `auto` may find), only deterministic algorithms make kernels repeat
-    if library["device"] in ("cuda", "auto") and not library["deterministic_algorithms"]:
+    # (cuDNN's benchmark mode picks among kernels by timing, so it may pick another next run)
+    if library["device"] in ("cuda", "auto") and (not library["deterministic_algorithms"]
+                                                   or library.get("cudnn_benchmark")):
         return False
     return True
 

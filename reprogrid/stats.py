@@ -140,13 +140,13 @@ def ensemble_gains(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def weight_distances(weights: np.ndarray, identical: np.ndarray | None = None) -> np.ndarray:
-    """Per pair of runs, the L2 distance between their flattened final weights; exactly 0
-    for pairs known to be `identical` (e.g. by their hashes; else compared here)."""
+    """Per pair of runs, the L2 distance between their flattened final weights, as
+    norm(a - b) in float64 (the |a|² + |b|² - 2a·b shortcut loses digits exactly where
+    runs are nearly equal, e.g. a one-ULP pair); exactly 0 for pairs known to be
+    `identical` (e.g. by their hashes; else compared here)."""
     w = weights.astype(np.float64)
-    squared = (w * w).sum(axis=1)
     i, j = pairs(len(w))
-    gram = w @ w.T
-    distances = np.sqrt(np.maximum(squared[i] + squared[j] - 2 * gram[i, j], 0.0))
+    distances = np.array([np.linalg.norm(w[a] - w[b]) for a, b in zip(i, j)], dtype=np.float64)
     if identical is None:
         identical = (w[i] == w[j]).all(axis=1)  # exactly 0, not rounding noise
     distances[identical] = 0.0

@@ -29,6 +29,8 @@ CASES = [
     ("CUDA with deterministic algorithms", {}, {"device": "cuda", "deterministic_algorithms": True}, MLP, 0.05,
      True, True),
     ("auto may find a GPU", {}, {"device": "auto"}, MLP, 0.05, False, False),
+    ("CUDA deterministic but cuDNN benchmarking: kernels chosen by timing", {},
+     {"device": "cuda", "deterministic_algorithms": True, "cudnn_benchmark": True}, MLP, 0.05, False, False),
     ("two threads: no source varies, so predicted bitwise", {}, {"threads": 2}, MLP, 0.05, True, True),
 ]
 

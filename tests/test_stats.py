@@ -97,3 +97,12 @@ def test_best_of_k():
     assert stats.best_of_k_gain([3, 1, 2], 3) == pytest.approx(1.0)
     assert stats.best_of_k_gain([3, 1, 2], 1) == pytest.approx(0.0)
     assert stats.best_of_k_gain([3, 1, 2], 4) is None
+
+
+def test_weight_distance_of_a_one_ulp_pair_is_exact():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(20_000).astype(np.float32) * 10
+    b = a.copy()
+    b[123] = np.nextafter(b[123], np.float32(np.inf))
+    exact = np.linalg.norm(a.astype(np.float64) - b.astype(np.float64))
+    assert stats.weight_distances(np.stack([a, b]))[0] == pytest.approx(exact, rel=1e-12)
