@@ -37,6 +37,8 @@ SUMMARY_COLUMNS = [
     "per_class_accuracy_std_max", "per_class_gap_max", "independent_errors_std",
     *(f"best_of_{k}_gain" for k in BEST_OF), "first_divergent_epoch",
     "train_seconds_relative", "varied_sources", "same_weights_as", "divergence_rate_upper95",
+    # the rest of the paper's metric set
+    "logit_spearman_mean", "ensemble_ce_gain_mean",
     # the RNG trace: global generators drawn while training (reprogrid.rngtrace)
     "rng_train", "rng_train_epochs", "rng_unseeded", "worker_rng_duplicated",
     # regression only
@@ -46,7 +48,7 @@ SUMMARY_COLUMNS = [
 PAIR_COLUMNS = [
     "kind", "setting", "libconf_a", "libconf_b", "run_a", "run_b", "same_init_weights",
     "same_weights", "same_predictions", "disagreement", "logit_correlation", "ensemble_gain",
-    "weight_distance", "first_divergent_epoch",
+    "weight_distance", "first_divergent_epoch", "logit_spearman", "ensemble_ce_gain",
 ]
 ATTRIBUTION_COLUMNS = [
     "libconf", "source", "setting", "reference_setting", "runs", "test_accuracy_std",
@@ -158,6 +160,8 @@ class Cell:
     disagreement: np.ndarray | None = None
     correlation: np.ndarray | None = None
     ensemble_gain: np.ndarray | None = None
+    spearman: np.ndarray | None = None
+    ensemble_ce_gain: np.ndarray | None = None
     distance: np.ndarray | None = None
 
     @classmethod
@@ -168,6 +172,8 @@ class Cell:
             cell.disagreement = stats.disagreements(np.stack([r.predicted() for r in runs]))
             cell.correlation = stats.logit_correlations(logits)
             cell.ensemble_gain = stats.ensemble_gains(logits, runs[0].labels)
+            cell.spearman = stats.logit_spearman(logits)
+            cell.ensemble_ce_gain = stats.ensemble_ce_gains(logits, runs[0].labels)
         weights = [r.final_weights() for r in runs] if len(runs) > 1 else []
         if weights and all(w is not None for w in weights) and len({w.size for w in weights}) == 1:
             i, j = stats.pairs(len(runs))
@@ -185,7 +191,8 @@ class Cell:
     def pair_rows(self, kind: str = "replicates") -> list[dict]:
         i, j = stats.pairs(len(self.runs))
         measures = {"disagreement": self.disagreement, "logit_correlation": self.correlation,
-                    "ensemble_gain": self.ensemble_gain, "weight_distance": self.distance}
+                    "ensemble_gain": self.ensemble_gain, "weight_distance": self.distance,
+                    "logit_spearman": self.spearman, "ensemble_ce_gain": self.ensemble_ce_gain}
         columns = {name: _values(values, len(i)) for name, values in measures.items()}
         return [pair_row(kind, self.runs[a], self.runs[b], {name: column[n] for name, column in columns.items()})
                 for n, (a, b) in enumerate(zip(i, j))]
@@ -243,6 +250,7 @@ def cell_row(cell: Cell, all_runs_by_libconf: dict[str, list[RunResult]], refere
         "train_seconds_relative": seconds / reference_seconds if reference_seconds else None,
         "disagreement_mean": _mean(cell.disagreement), "logit_correlation_mean": _mean(cell.correlation),
         "ensemble_gain_mean": _mean(cell.ensemble_gain), "weight_distance_mean": _mean(cell.distance),
+        "logit_spearman_mean": _mean(cell.spearman), "ensemble_ce_gain_mean": _mean(cell.ensemble_ce_gain),
         "first_divergent_epoch": min(divergences) if divergences else None,
         "varied_sources": first.varied_sources,
         "same_weights_as": same_weights_as(all_runs_by_libconf, first.setting, first.libconf),

@@ -127,6 +127,30 @@ def logit_correlations(logits: np.ndarray) -> np.ndarray:
     return np.clip(matrix[i, j], -1.0, 1.0)
 
 
+def logit_spearman(logits: np.ndarray) -> np.ndarray:
+    """Per pair of runs, the Spearman correlation of their logits: the Pearson
+    correlation of their ranks (ties averaged), blind to monotone rescaling."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(logits.reshape(len(logits), -1), axis=1)
+    return logit_correlations(ranks)
+
+
+def ensemble_ce_gains(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per pair of runs: the mean of their test cross-entropies minus the cross-entropy of
+    their averaged predicted probabilities (positive: the two together predict better)."""
+    shifted = logits.astype(np.float64) - logits.max(axis=2, keepdims=True)
+    probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=2, keepdims=True)
+    examples = np.arange(len(labels))
+
+    def cross_entropy(p):
+        return -np.log(np.maximum(p[..., examples, labels], np.finfo(np.float64).tiny)).mean(axis=-1)
+
+    own = cross_entropy(probabilities)
+    i, j = pairs(len(logits))
+    return (own[i] + own[j]) / 2 - cross_entropy((probabilities[i] + probabilities[j]) / 2)
+
+
 def ensemble_gains(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per pair of runs: accuracy of the two runs' averaged logits minus the mean of
     their own accuracies."""

@@ -106,3 +106,19 @@ def test_weight_distance_of_a_one_ulp_pair_is_exact():
     b[123] = np.nextafter(b[123], np.float32(np.inf))
     exact = np.linalg.norm(a.astype(np.float64) - b.astype(np.float64))
     assert stats.weight_distances(np.stack([a, b]))[0] == pytest.approx(exact, rel=1e-12)
+
+
+def test_spearman_is_blind_to_a_monotone_rescaling_and_pearson_is_not():
+    a = np.array([[1.0, 2.0], [3.0, 10.0]])
+    b = np.exp(a)  # the same order, a different scale
+    assert stats.logit_spearman(np.stack([a, b])).tolist() == pytest.approx([1.0])
+    assert stats.logit_correlations(np.stack([a, b]))[0] < 0.999
+
+
+def test_cross_entropy_ensemble_gain_by_hand():
+    labels = np.array([0, 1])
+    a = np.log(np.array([[0.9, 0.1], [0.6, 0.4]]))  # p(correct) 0.9 and 0.4
+    b = np.log(np.array([[0.5, 0.5], [0.2, 0.8]]))  # p(correct) 0.5 and 0.8
+    own = (-(math.log(0.9) + math.log(0.4)) / 2 - (math.log(0.5) + math.log(0.8)) / 2) / 2
+    together = -(math.log(0.7) + math.log(0.6)) / 2
+    assert stats.ensemble_ce_gains(np.stack([a, b]), labels).tolist() == pytest.approx([own - together])
