@@ -25,7 +25,8 @@ HEATMAP_RUNS_PER_CELL = 10  # bounds the heatmap's cost on large grids
 MAX_INCHES = 18  # figures of large grids stay readable on a page (and fast to draw)
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:75rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}
-table{border-collapse:collapse;font-size:.88rem;margin:.5rem 0;display:block;overflow-x:auto;max-width:100%}td,th{border:1px solid #ccc;padding:.2rem .45rem}
+table{border-collapse:collapse;font-size:.88rem;margin:.5rem 0;display:block;overflow-x:auto;max-width:100%}
+td,th{border:1px solid #ccc;padding:.2rem .45rem}
 th{background:#f3f3f3;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .yes{background:#e3f6e3}.violated{background:#f6c6c6;font-weight:600}.warn{background:#fff2cc}figure{margin:1.2rem 0}
 figcaption{color:#555;font-size:.9rem;max-width:60rem}img{max-width:100%}.muted{color:#666}
