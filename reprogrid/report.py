@@ -97,9 +97,11 @@ def lessons(summary: pd.DataFrame) -> list[str]:
         spread = f"{row['distinct_weights']} distinct final weights in {row['runs']} runs"
         if row["varied_sources"]:
             out.append(f"{_cell_name(row)}: varying {_e(row['varied_sources'])} gives {spread}.")
-        elif not row["expect_bitwise"]:
-            out.append(f"{_cell_name(row)}: every source is fixed, but the library configuration leaves a "
-                       f"generator the run draws from unseeded: {spread}.")
+        elif not row["expect_bitwise"]:  # the cause is the condition of the prediction that failed
+            unseeded = [g for g in str(row.get("rng_unseeded") or "").split(",") if g]
+            cause = (f"leaves {_and([_e(rngtrace.NAMES[g]) for g in unseeded])} unseeded, and the runs drew from it"
+                     if unseeded else "does not make the kernels deterministic")
+            out.append(f"{_cell_name(row)}: every source is fixed, but the library configuration {cause}: {spread}.")
     for setting, rows in reproducible.groupby("setting", sort=False):
         libconfs = list(rows["libconf"])
         for i, a in enumerate(libconfs):
