@@ -59,7 +59,8 @@ def test_mlflow_holds_one_finished_run_per_grid_run_with_the_full_contract(grid)
     compare = client.search_runs([experiment.experiment_id], "tags.`reprogrid.kind` = 'compare'")
     assert len(compare) == 1
     artifacts = {a.path for a in client.list_artifacts(compare[0].info.run_id)}
-    assert artifacts == {"summary.csv", "pairs.csv", "attribution.csv", "libconfs.csv", "report.html", "figures"}
+    assert artifacts == {"summary.csv", "pairs.csv", "attribution.csv", "libconfs.csv", "divergence.csv", "power.csv",
+                         "versus.csv", "report.html", "figures"}
     figures = {a.path for a in client.list_artifacts(compare[0].info.run_id, "figures")}
     assert figures == {f"figures/{name}.png" for name in ("attribution", "accuracy", "disagreement", "cost")}
 
