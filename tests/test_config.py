@@ -67,6 +67,18 @@ def test_the_default_config_and_the_tiny_one_are_valid():
     validated(tiny_config())
 
 
+EXAMPLES = sorted((REPO / "config" / "examples").glob("*.yaml")) + sorted((REPO / "examples").glob("*/*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[str(p.relative_to(REPO)) for p in EXAMPLES])
+def test_every_shipped_example_config_passes_the_schema_and_the_checks(path):
+    config = yaml.safe_load(path.read_text())
+    cfg.check_finite(config)
+    validate(config, str(SCHEMA))
+    cfg.check_config(config)  # (data files and devices are checked where the example runs)
+    assert cfg.run_keys(config)
+
+
 def described(node: dict, path: str = "") -> list[str]:
     """Schema properties without a description, as dotted paths."""
     missing = []
