@@ -141,6 +141,8 @@ def _same_library(records: list[dict]) -> bool:
 def result(diverged: bool, cause: str | None = None, generator: str | None = None, detail: str = "",
            epoch: int | None = None, step: int | None = None, phase: str | None = None, op: str | None = None,
            module: str | None = None) -> dict:
+    if cause is not None and cause not in CAUSES:
+        raise ValueError(f"unknown cause {cause!r}")
     return {"diverged": diverged, "epoch": epoch, "step": step, "phase": phase, "op": op, "module": module,
             "cause": cause, "generator": generator, "detail": detail}
 
