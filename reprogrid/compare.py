@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reprogrid import divergence, stats
+from reprogrid import divergence, rngtrace, stats
 from reprogrid.hashing import file_digest, predictions_digest
 from reprogrid.prediction import unseeded_drawn, varied_sources
 from reprogrid.recompute import disagreements, metrics_from
 from reprogrid.records import IntegrityError, read_sealed
-from reprogrid.rngtrace import GENERATORS
 
 BEST_OF = (2, 5, 10)
 SUMMARY_COLUMNS = [
@@ -282,8 +281,7 @@ def rng_columns(runs: list[RunResult]) -> dict:
     many epochs at least (the minimum over runs, as `generator:k/n`), which of those the
     library configuration leaves unseeded, and which its loader workers duplicated."""
     def union(lists) -> str:
-        found = set().union(*lists)
-        return ",".join(g for g in GENERATORS if g in found)
+        return ",".join(rngtrace.union(lists))
 
     drawn = union(r.rng.get("train", []) for r in runs)
     epochs = len(runs[0].fingerprints)

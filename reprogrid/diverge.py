@@ -174,8 +174,9 @@ def localise(records: list[dict], streams: Path) -> dict:
         step, phase = found
         if phase == "input":
             generator = _differing_source(records, "order", "augment") or next(iter(_unseeded(records)), None)
-            return result(True, "input", generator, f"the mini-batch of step {step} of epoch {epoch} differs "
-                          + (f"(from `{generator}`)" if generator else ""), epoch, step, phase)
+            source = f" (from `{generator}`)" if generator else ""
+            return result(True, "input", generator, f"the mini-batch of step {step} of epoch {epoch} differs{source}",
+                          epoch, step, phase)
         ops = probe_both(records, epoch, step, scratch)
     streams.mkdir(parents=True, exist_ok=True)
     for record, stream in zip(records, ops):

@@ -56,5 +56,11 @@ def duplicated(worker_starts: list[dict[str, str]]) -> list[str]:
             if len([s[g] for s in worker_starts if g in s]) > len({s[g] for s in worker_starts if g in s})]
 
 
+def union(lists) -> list[str]:
+    """Every generator named in any of `lists`, in GENERATORS order."""
+    found = set().union(*lists)
+    return [g for g in GENERATORS if g in found]
+
+
 def in_words(generators: list[str]) -> str:
     return ", ".join(NAMES[g] for g in generators) if generators else "no global generator"

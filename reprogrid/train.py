@@ -12,6 +12,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
+from reprogrid import rngtrace
 from reprogrid.data import Split
 from reprogrid.fit import FIT_KEY, FitError, NumericalDivergence, Run
 from reprogrid.models import negative_elbo
@@ -162,12 +163,6 @@ def train_model(run_config: dict, seeds: dict, split: Split) -> TrainResult:
         raise FitError(f"{training['factory']} raised {type(error).__name__}: {error}") from error
     run.finish(trained)
     return TrainResult(trained, run.init_weights or "unrecorded", run.epochs, time.perf_counter() - started,
-                       run.ulp_nudge, run.rng | {"train": sorted_union(e["rng"] for e in run.epochs)},
+                       run.ulp_nudge, run.rng | {"train": rngtrace.union(e["rng"] for e in run.epochs)},
                        run.worker_duplicates)
 
-
-def sorted_union(lists) -> list[str]:
-    from reprogrid.rngtrace import GENERATORS
-
-    drawn = set().union(*lists)
-    return [g for g in GENERATORS if g in drawn]

@@ -53,6 +53,17 @@ def run_snakemake(workdir: Path, *args: str, config: dict | None = None, env=Non
     )
 
 
+def user_package(directory: Path, name: str, module: str, source: str) -> str:
+    """A package `name` of the user's own, with one module of `source`, in `directory`
+    (the workflow's working directory, from which factories are imported)."""
+    import textwrap
+
+    (directory / name).mkdir()
+    (directory / name / "__init__.py").write_text("")
+    (directory / name / f"{module}.py").write_text(textwrap.dedent(source))
+    return name
+
+
 @pytest.fixture
 def workdir(tmp_path):
     return tmp_path

@@ -2,13 +2,12 @@
 wrong, each caught before any run with a message naming the config key."""
 
 import itertools
-import textwrap
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import tiny_config, user_package
 from reprogrid.config import ConfigError, check_config, resolve_run_config
 from reprogrid.data import load_split
 from reprogrid.hashing import code_digest
@@ -68,12 +67,8 @@ NOT_CALLABLE = 42
 def own(tmp_path, monkeypatch):
     """A fresh user package in the working directory; its name is unique per test so
     the import cache cannot leak between tests."""
-    name = f"userpkg{next(COUNTER)}"
-    (tmp_path / name).mkdir()
-    (tmp_path / name / "__init__.py").write_text("")
-    (tmp_path / name / "code.py").write_text(textwrap.dedent(USER_CODE))
     monkeypatch.chdir(tmp_path)
-    return name
+    return user_package(tmp_path, f"userpkg{next(COUNTER)}", "code", USER_CODE)
 
 
 def own_config(pkg, dataset=None, model=None, training=None):

@@ -2,11 +2,10 @@
 one clear error naming the key and the function, and nothing is written."""
 
 import itertools
-import textwrap
 
 import pytest
 
-from conftest import run_snakemake, tiny_config
+from conftest import run_snakemake, tiny_config, user_package
 from reprogrid import config as cfg
 from reprogrid.config import ConfigError
 from reprogrid.data import load_split
@@ -57,12 +56,8 @@ def out_of_order(run):
 
 @pytest.fixture
 def fits(tmp_path, monkeypatch):
-    name = f"fitpkg{next(COUNTER)}"
-    (tmp_path / name).mkdir()
-    (tmp_path / name / "__init__.py").write_text("")
-    (tmp_path / name / "loops.py").write_text(textwrap.dedent(FITS))
     monkeypatch.chdir(tmp_path)
-    return name
+    return user_package(tmp_path, f"fitpkg{next(COUNTER)}", "loops", FITS)
 
 
 def fit_config(pkg, function):
