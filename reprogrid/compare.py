@@ -456,7 +456,7 @@ def attribution_rows(cells: dict[tuple[str, str], Cell], pairs: pd.DataFrame, re
         if control is not None and libconf != reference_libconf and references.get(scale_libconf):
             everything = cells[(references[scale_libconf], scale_libconf)]
             rows.append(_implementation_row(libconf, control, everything, references[scale_libconf], pairs,
-                                            reference_libconf))
+                                            reference_libconf, cells.get((control.first.setting, reference_libconf))))
     return rows
 
 
@@ -483,27 +483,33 @@ def _attribution_row(libconf, source, setting, cell: Cell, everything: Cell, ref
                 std_ratio, _mean(cell.disagreement), disagreement_ratio)
 
 
-def _implementation_row(libconf, control: Cell, everything: Cell, reference_setting, pairs, reference_libconf) -> dict:
-    """The deterministic control under this library configuration: its own run-to-run SD,
-    and how far its runs land from the same seeds under the reference configuration."""
-    values, all_values = _accuracy_or_loss(control), _accuracy_or_loss(everything)
+def _implementation_row(libconf, control: Cell, everything: Cell, reference_setting, pairs, reference_libconf,
+                        reference_control: Cell | None) -> dict:
+    """The deterministic control's seeds under this library configuration against the same
+    seeds, replicate by replicate, under the reference configuration: the spread the
+    implementation alone makes, as an SD implied by the paired differences
+    (stats.paired_std) and as the mean disagreement of those pairs, each set against the
+    all-sources cell. (A within-configuration SD would be 0 by construction here.)"""
+    key = primary_metric(control.first)
+    reference_runs = {r.replicate: r for r in reference_control.runs} if reference_control else {}
+    differences = np.array([r.metrics[key] - reference_runs[r.replicate].metrics[key]
+                            for r in control.runs if r.replicate in reference_runs])
+    all_values = _accuracy_or_loss(everything)
+    std_ratio = stats.bootstrap_ratio(stats.resampled_paired_std(differences), differences.size,
+                                      stats.resampled_std(all_values), all_values.size)
     mask = ((pairs["kind"] == "libconfs") & (pairs["setting"] == control.first.setting)
             & (((pairs["libconf_a"] == libconf) & (pairs["libconf_b"] == reference_libconf))
                | ((pairs["libconf_a"] == reference_libconf) & (pairs["libconf_b"] == libconf))))
     across = pairs.loc[mask, "disagreement"].dropna().to_numpy(dtype=np.float64)
-    disagreement = float(across.mean()) if across.size else None
     disagreement_ratio = (None, None, None)
-    everything_mean = _mean(everything.disagreement)
-    if across.size and everything_mean:
+    if everything.disagreement is not None:
         disagreement_ratio = stats.bootstrap_ratio(
-            lambda i: float(across[i].mean()), across.size,
+            lambda i: across[i].mean(axis=1), across.size,
             stats.mean_pairwise(stats.square(everything.disagreement, len(everything.runs))), len(everything.runs),
         )
-        if disagreement_ratio[0] is None:  # a single pair: a ratio, but no interval
-            disagreement_ratio = (disagreement / everything_mean, None, None)
     return _row(libconf, f"implementation: {libconf} vs {reference_libconf}", control.first.setting,
-                reference_setting, len(control.runs), stats.std(values),
-                stats.ratio_interval(values, all_values), disagreement, disagreement_ratio)
+                reference_setting, differences.size, stats.paired_std(differences), std_ratio,
+                float(across.mean()) if across.size else None, disagreement_ratio)
 
 
 def _row(libconf, source, setting, reference_setting, runs, std, std_ratio, disagreement, disagreement_ratio) -> dict:

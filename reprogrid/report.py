@@ -197,7 +197,8 @@ def attribution_figure(attribution: pd.DataFrame, path: Path) -> None:
     labels = [f"{s}  ({lc})" for s, lc in zip(attribution["source"], attribution["libconf"])]
     y = np.arange(len(labels))
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(labels) + 1.6), sharey=True)
-    for ax, column, title in ((axes[0], "std_ratio", "accuracy SD"), (axes[1], "disagreement_ratio", "disagreement")):
+    for ax, column, title in ((axes[0], "std_ratio", "accuracy SD ratio"),
+                              (axes[1], "disagreement_ratio", "disagreement ratio")):
         values = attribution[column].astype(float).to_numpy()
         low = attribution[f"{column}_ci_low"].astype(float).to_numpy()
         high = attribution[f"{column}_ci_high"].astype(float).to_numpy()
@@ -207,8 +208,9 @@ def attribution_figure(attribution: pd.DataFrame, path: Path) -> None:
             ax.annotate("n/a" if np.isnan(value) else f"{value:.2f}", (0, position), xytext=(3, 0),
                         textcoords="offset points", va="center", fontsize=8)
         ax.axvline(1.0, color="#c44e52", lw=1, ls="--")
-        ax.set_title(f"{title}, relative to all sources varied")
+        ax.set_title(title)
         ax.grid(axis="x", alpha=0.3)
+    fig.suptitle("relative to all sources varied (dashed: as much as all sources)", fontsize=10)
     axes[0].set_yticks(y, labels)
     axes[0].invert_yaxis()
     fig.tight_layout()
@@ -376,7 +378,8 @@ predictions.</p>
 <h2>1. Verdicts</h2>
 {_verdict_table(summary)}
 <p class="muted">First divergent epoch: the earliest epoch after which two replicates' weights differ
-(0: their initial weights already differ). The interval is a bootstrap over runs.</p>
+(0: their initial weights already differ). The interval of an SD is the chi-square interval
+(exact at any number of runs for normally spread values).</p>
 <h3>What this grid shows</h3>
 <ul>{lesson_items}</ul>
 
@@ -390,7 +393,8 @@ one-sided, power 0.8; Colas, Sigaud &amp; Oudeyer 2018). All metrics: power.csv.
 <h3>Is one cell better than another, beyond seed noise?</h3>
 <p class="muted">Cells sharing a setting or a library configuration: the probability that a run of A beats
 a run of B (ties half; paired replicate by replicate where the two share seeds), with a 95% bootstrap
-interval. "within seed noise" when the interval includes ½; ★ marks P ≥ 0.75 or ≤ 0.25 (Bouthillier et
+interval (from {stats.BOOTSTRAP_MIN_RUNS} runs a cell: below that a bootstrap undercovers, so no interval
+and no verdict). "within seed noise" when the interval includes ½; ★ marks P ≥ 0.75 or ≤ 0.25 (Bouthillier et
 al., MLSys 2021). All metrics: versus.csv.</p>
 {_versus_table(comparison.versus)}
 
@@ -399,11 +403,14 @@ al., MLSys 2021). All metrics: versus.csv.</p>
 same library configuration (Summers &amp; Dinneen, ICML 2021): a ratio of 1 means that source alone
 makes runs as different as all sources together. "implementation" rows set the deterministic control
 under a library configuration against the same seeds under the reference configuration
-({_e(comparison.reference_libconf)}).</p>
+({_e(comparison.reference_libconf)}), replicate by replicate: their SD is the one those paired
+differences imply (√(mean d² / 2)), their disagreement that of the pairs. Intervals: F for an SD
+ratio; a bootstrap over runs for the others, from {stats.BOOTSTRAP_MIN_RUNS} runs a cell (below that
+it undercovers, so the ratio alone is given).</p>
 {attribution_table}
 <figure>{_image(figures["attribution"], "attribution chart")}
 <figcaption>Accuracy SD and pairwise disagreement of each single-source cell, relative to the
-all-sources cell, with 95% bootstrap intervals; the dashed line is "as much as all sources".</figcaption></figure>
+all-sources cell, with the 95% intervals of the table; the dashed line is "as much as all sources".</figcaption></figure>
 
 <h2>3. Every run</h2>
 <figure>{_image(figures["accuracy"], "accuracy per run and cell")}

@@ -13,8 +13,16 @@ from math import comb
 
 import numpy as np
 
-BOOTSTRAP_SAMPLES = 2000
+# enough resamples that an interval's ends move by less than the printed digits (two
+# decimals) when the bootstrap's seed changes (tests/test_stats.py holds this at 10 runs).
+# The resamples' spread shrinks as runs grow, so fewer are needed: this many at
+# BOOTSTRAP_MIN_RUNS runs, scaled down in proportion above (never below 2,000)
+BOOTSTRAP_SAMPLES = 400_000
 BOOTSTRAP_SEED = 20210  # fixed: a report must not change between two compares of the same runs
+BOOTSTRAP_CHUNK = 20_000
+# below this many runs a percentile bootstrap undercovers badly (its ends rest on a handful
+# of distinct resamples): the estimate is given without an interval
+BOOTSTRAP_MIN_RUNS = 10
 
 
 def std(values) -> float | None:
@@ -42,29 +50,43 @@ def std_interval(values, level: float = 0.95) -> tuple[float | None, float | Non
     return float(sd * np.sqrt(dof / chi2.ppf(1 - tail, dof))), float(sd * np.sqrt(dof / chi2.ppf(tail, dof)))
 
 
+def bootstrap_samples(runs: int) -> int:
+    """How many resamples keep an interval's ends stable to two decimals at this many runs."""
+    return max(2_000, BOOTSTRAP_SAMPLES * BOOTSTRAP_MIN_RUNS // max(runs, 1))
+
+
 def bootstrap_ratio(statistic_a, runs_a: int, statistic_b, runs_b: int, level: float = 0.95,
-                    samples: int = BOOTSTRAP_SAMPLES) -> tuple[float | None, float | None, float | None]:
-    """statistic_a / statistic_b with a percentile bootstrap interval. Each statistic is
-    a function of an array of run indices; the two groups' runs are resampled
-    independently. A resample whose denominator is 0 counts as an infinite ratio (not
-    dropped): an upper end of inf says the data do not bound the ratio. (None, None,
-    None) where the denominator itself is 0 or either group has fewer than two runs."""
-    if runs_a < 2 or runs_b < 2:
+                    samples: int | None = None,
+                    seed: int = BOOTSTRAP_SEED) -> tuple[float | None, float | None, float | None]:
+    """statistic_a / statistic_b with a percentile bootstrap interval. Each statistic maps
+    an array of run indices, one row per resample, to one value per row; the two groups'
+    runs are resampled independently. A resample whose denominator is 0 counts as an
+    infinite ratio (not dropped): an upper end of inf says the data do not bound the ratio.
+    (None, None, None) where the denominator itself is 0, the numerator has no run or
+    the denominator fewer than two; the ratio without an interval below
+    BOOTSTRAP_MIN_RUNS runs a group."""
+    if runs_a < 1 or runs_b < 2:
         return None, None, None
-    point_b = statistic_b(np.arange(runs_b))
+    point_b = float(statistic_b(np.arange(runs_b)[None])[0])
     if not point_b:
         return None, None, None
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    ratios = []
-    for _ in range(samples):
-        b = statistic_b(rng.integers(0, runs_b, runs_b))
-        a = statistic_a(rng.integers(0, runs_a, runs_a))
-        ratios.append(a / b if b else np.inf)
+    point = float(statistic_a(np.arange(runs_a)[None])[0]) / point_b
+    if min(runs_a, runs_b) < BOOTSTRAP_MIN_RUNS:
+        return point, None, None
+    samples = samples or bootstrap_samples(max(runs_a, runs_b))
+    rng = np.random.default_rng(seed)
+    ratios = np.empty(samples)
+    for start in range(0, samples, BOOTSTRAP_CHUNK):  # bounded memory on big cells
+        size = min(BOOTSTRAP_CHUNK, samples - start)
+        b = statistic_b(rng.integers(0, runs_b, (size, runs_b)))
+        a = statistic_a(rng.integers(0, runs_a, (size, runs_a)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios[start:start + size] = np.where(b != 0, a / np.where(b != 0, b, 1), np.inf)
     tail = (1 - level) / 2 * 100
     # interpolating next to an infinite resample gives NaN: then take order statistics
     method = "linear" if np.isfinite(ratios).all() else "inverted_cdf"
     low, high = np.percentile(ratios, [tail, 100 - tail], method=method)
-    return statistic_a(np.arange(runs_a)) / point_b, float(low), float(high)
+    return point, float(low), float(high)
 
 
 def ratio_interval(numerator, denominator, level: float = 0.95):
@@ -83,14 +105,40 @@ def ratio_interval(numerator, denominator, level: float = 0.95):
 
 
 def mean_pairwise(matrix: np.ndarray):
-    """A statistic for `bootstrap_ratio`: the mean of a symmetric pairwise matrix (e.g.
-    disagreement) over the pairs of resampled runs that are distinct runs."""
-    def statistic(indices: np.ndarray) -> float:
-        i, j = pairs(len(indices))
-        distinct = indices[i] != indices[j]
-        return float(matrix[indices[i][distinct], indices[j][distinct]].mean()) if distinct.any() else 0.0
+    """A statistic for `bootstrap_ratio`: per resample (a row of run indices), the mean of a
+    symmetric pairwise matrix (e.g. disagreement) over the pairs of resampled runs that are
+    distinct runs (0 where there are none)."""
+    def statistic(indices: np.ndarray) -> np.ndarray:
+        i, j = pairs(indices.shape[1])
+        first, second = indices[:, i], indices[:, j]
+        distinct = first != second
+        total = np.where(distinct, matrix[first, second], 0.0).sum(axis=1)
+        counts = distinct.sum(axis=1)
+        return np.divide(total, counts, out=np.zeros(len(indices)), where=counts > 0)
 
     return statistic
+
+
+def resampled_std(values) -> callable:
+    """A statistic for `bootstrap_ratio`: per resample, the sample SD (n - 1) of `values`."""
+    values = np.asarray(values, dtype=np.float64)
+    return lambda indices: values[indices].std(axis=1, ddof=1)
+
+
+def paired_std(differences) -> float | None:
+    """The run-to-run SD implied by paired differences a_i - b_i (the same seeds under two
+    implementations): sqrt(mean(d²) / 2), as two independent runs of SD σ differ by
+    E[d²] = 2σ². Exactly 0 when every pair agrees; None without a pair."""
+    d = np.asarray(differences, dtype=np.float64)
+    if d.size == 0:
+        return None
+    return float(np.sqrt((d ** 2).mean() / 2)) if d.any() else 0.0
+
+
+def resampled_paired_std(differences) -> callable:
+    """`paired_std` per resample of the pairs, for `bootstrap_ratio`."""
+    d = np.asarray(differences, dtype=np.float64)
+    return lambda indices: np.sqrt((d[indices] ** 2).mean(axis=1) / 2)
 
 
 def square(pairwise: np.ndarray, runs: int) -> np.ndarray:

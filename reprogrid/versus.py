@@ -7,8 +7,8 @@ resampled separately). Cells that share seeds replicate by replicate (one settin
 two library configurations) are paired: the share of replicates on which A beats B,
 ties one half, with replicate pairs resampled together. The verdict is `A better` or
 `B better` when the interval excludes ½, else `within seed noise`; P ≥ 0.75 (or ≤ 0.25)
-is marked meaningful, the threshold Bouthillier et al. propose. Below five runs a side
-a bootstrap of the runs is degenerate: the point estimate is given, no interval and no
+is marked meaningful, the threshold Bouthillier et al. propose. Below ten runs a side
+a bootstrap of the runs undercovers: the point estimate is given, no interval and no
 verdict.
 """
 
@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
-SAMPLES = 2000
+from reprogrid import stats
+
 SEED = 20211  # fixed: the same runs give the same table
 MEANINGFUL = 0.75
-# below this many runs per cell a bootstrap of the runs is degenerate: no interval, no verdict
-MIN_RUNS = 5
+# below this many runs per cell a bootstrap of the runs undercovers: no interval, no verdict
+MIN_RUNS = stats.BOOTSTRAP_MIN_RUNS
 TOO_FEW = f"too few runs for a verdict (fewer than {MIN_RUNS} per cell)"
 # for these metrics lower is better
 LOWER_IS_BETTER = {"test_loss", "test_rmse"}
@@ -32,24 +33,22 @@ def _win_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def probability_of_improvement(a, b, paired: bool = False, lower_is_better: bool = False,
-                               samples: int = SAMPLES) -> tuple[float, float | None, float | None]:
+                               samples: int | None = None) -> tuple[float, float | None, float | None]:
     """(P(A better), 95 % low, 95 % high); no interval below MIN_RUNS runs a side."""
     a, b = (np.asarray(x, dtype=np.float64) for x in (a, b))
     if lower_is_better:
         a, b = -a, -b
-    rng = np.random.default_rng(SEED)
+    differences = a - b if paired else None
+    wins = None if paired else _win_matrix(a, b)
+    point = float(((differences > 0) + (differences == 0) / 2).mean()) if paired else float(wins.mean())
     if min(len(a), len(b)) < MIN_RUNS:
-        differences = a - b if paired else None
-        point = float(((differences > 0) + (differences == 0) / 2).mean()) if paired else float(_win_matrix(a, b).mean())
         return point, None, None
+    samples = samples or stats.bootstrap_samples(max(len(a), len(b)))
+    rng = np.random.default_rng(SEED)
     if paired:
-        differences = a - b
-        point = float(((differences > 0) + (differences == 0) / 2).mean())
         draws = differences[rng.integers(0, len(differences), size=(samples, len(differences)))]
         estimates = ((draws > 0) + (draws == 0) / 2).mean(axis=1)
     else:
-        wins = _win_matrix(a, b)
-        point = float(wins.mean())
         # a resample is a count of each run: its estimate is counts_a · W · counts_b / (n·m)
         counts_a = rng.multinomial(len(a), np.full(len(a), 1 / len(a)), size=samples)
         counts_b = rng.multinomial(len(b), np.full(len(b), 1 / len(b)), size=samples)

@@ -112,7 +112,8 @@ def test_attribution_sets_each_source_and_the_implementation_against_all_sources
         assert row["reference_setting"] == "all"
         own_std = float(summary[(source, "t1")]["test_accuracy_std"])
         assert float(row["std_ratio"]) == pytest.approx(own_std / all_std)
-        assert row["std_ratio_ci_low"] != "" and row["disagreement_ratio_ci_high"] != ""
+        # the F interval of an SD ratio holds at any n; a bootstrap of three runs would not
+        assert row["std_ratio_ci_low"] != "" and row["disagreement_ratio_ci_high"] == ""
     implementation = rows["implementation: t2 vs t1"]
     assert (implementation["libconf"], implementation["setting"]) == ("t2", "control")
     assert float(implementation["test_accuracy_std"]) == 0.0  # the control reproduces under both

@@ -118,6 +118,31 @@ def test_attribution_sets_each_source_against_all_sources():
     # the control under `m` predicts point 3 differently from the same seeds under `l`
     implementation = rows.loc["implementation: m vs l"]
     assert implementation["libconf"] == "m" and implementation["disagreement_mean"] == 0.25
+    # paired across configurations: each replicate's accuracy moves by .25 (one point in
+    # four), the SD two independent runs that far apart would have: .25 / sqrt(2)
+    assert implementation["runs"] == 2
+    assert implementation["test_accuracy_std"] == pytest.approx(0.25 / np.sqrt(2))
+    assert implementation["std_ratio"] == pytest.approx(0.25 / np.sqrt(2) / 0.288675, rel=1e-5)
+    assert pd.isna(implementation["std_ratio_ci_low"])  # two pairs: a ratio, no interval
+
+
+def test_no_two_titles_or_labels_of_a_report_figure_overlap(tmp_path, monkeypatch):
+    from reprogrid import report
+
+    figures = []
+    monkeypatch.setattr(report, "_save", lambda fig, path: figures.append(fig))
+    comparison = compare_runs(grid_with_sources(), reference_libconf="l")
+    # long names squeeze the axes next to their labels, where titles used to collide
+    comparison.attribution["libconf"] = "deterministic_algorithms_with_two_threads"
+    report.write_figures(comparison, tmp_path)
+    assert len(figures) == 4
+    for fig in figures:
+        renderer = fig.canvas.get_renderer()
+        texts = [t for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label)] + [fig._suptitle]
+        texts = [t for t in texts if t is not None and t.get_text()]
+        boxes = [t.get_window_extent(renderer) for t in texts]
+        for i, box in enumerate(boxes):
+            assert not any(box.overlaps(other) for other in boxes[i + 1:]), [t.get_text() for t in texts]
 
 
 def test_the_all_sources_setting_need_not_vary_the_one_ulp_nudge():

@@ -41,15 +41,40 @@ def test_ratio_of_standard_deviations_has_the_f_interval():
     assert stats.ratio_interval([0.0, 2.0], [1.0, 1.0]) == (None, None, None)  # nothing to compare with
 
 
-def test_bootstrapped_ratio_of_mean_pairwise_values_ignores_a_run_paired_with_itself():
-    predicted_a = np.array([[0, 0], [1, 1], [0, 1]])  # mean disagreement over pairs: (1 + .5 + .5) / 3
-    predicted_b = np.array([[0, 0], [1, 1]])          # 1
+def test_mean_pairwise_ignores_a_run_paired_with_itself():
+    predicted = np.array([[0, 0], [1, 1], [0, 1]])  # disagreements (0,1): 1, (0,2): .5, (1,2): .5
+    statistic = stats.mean_pairwise(stats.square(stats.disagreements(predicted), 3))
+    resamples = np.array([[0, 1, 2], [0, 0, 1], [2, 2, 2]])
+    # the second resample's pair (0, 0) is no pair: the mean of (0,1) and (0,1); the third has none
+    assert statistic(resamples).tolist() == pytest.approx([2 / 3, 1.0, 0.0])
+
+
+def test_below_ten_runs_a_bootstrapped_ratio_has_no_interval():
+    predicted_a = np.array([[0, 0], [1, 1], [0, 1]])
+    predicted_b = np.array([[0, 0], [1, 1]])
     a = stats.mean_pairwise(stats.square(stats.disagreements(predicted_a), 3))
     b = stats.mean_pairwise(stats.square(stats.disagreements(predicted_b), 2))
-    ratio, low, high = stats.bootstrap_ratio(a, 3, b, 2)
-    assert ratio == pytest.approx(2 / 3)
-    # a resample of b's two runs that repeats one has no pair to disagree: ratio unbounded, kept as inf
-    assert 0.0 <= low <= ratio and high == math.inf
+    assert stats.bootstrap_ratio(a, 3, b, 2) == (pytest.approx(2 / 3), None, None)
+
+
+def test_a_resample_with_nothing_to_divide_by_is_kept_as_an_infinite_ratio():
+    predicted_a = np.random.default_rng(0).integers(0, 3, (10, 40))
+    predicted_b = np.zeros((10, 40), dtype=int)
+    predicted_b[0, :4] = 1  # only run 0 differs: a resample without it has no disagreement
+    a = stats.mean_pairwise(stats.square(stats.disagreements(predicted_a), 10))
+    b = stats.mean_pairwise(stats.square(stats.disagreements(predicted_b), 10))
+    ratio, low, high = stats.bootstrap_ratio(a, 10, b, 10)
+    assert ratio == pytest.approx(a(np.arange(10)[None])[0] / 0.02) and low <= ratio and high == math.inf
+
+
+def test_interval_ends_are_stable_to_the_printed_digits():
+    """The README and report print ratios to two decimals: a different bootstrap seed must
+    not move an end by half of that (here on disagreements spread like the ablation's)."""
+    rng = np.random.default_rng(7)
+    a = stats.mean_pairwise(stats.square(rng.beta(2, 100, 45), 10))
+    b = stats.mean_pairwise(stats.square(rng.beta(3, 100, 45), 10))
+    ends = np.array([stats.bootstrap_ratio(a, 10, b, 10, seed=seed)[1:] for seed in range(4)])
+    assert np.ptp(ends, axis=0).max() < 0.005, ends
 
 
 def test_disagreement_per_pair():

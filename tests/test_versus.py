@@ -14,7 +14,7 @@ def by_hand(a, b):
 
 
 def test_a_cell_whose_every_run_beats_the_others_is_better():
-    a, b = [0.97, 0.975, 0.98, 0.985, 0.99], [0.95, 0.952, 0.955, 0.957, 0.96]
+    a, b = np.linspace(0.97, 0.99, 10), np.linspace(0.95, 0.96, 10)
     p, low, high = versus.probability_of_improvement(a, b)
     assert (p, low, high) == (1.0, 1.0, 1.0) and versus.verdict(low, high) == "A better"
     p, low, high = versus.probability_of_improvement(b, a)
@@ -36,9 +36,10 @@ def test_the_point_estimate_is_the_mann_whitney_share_with_ties_as_half():
 
 
 def test_paired_cells_compare_replicate_by_replicate():
-    a, b = [0.90, 0.93, 0.95, 0.97, 0.96], [0.89, 0.93, 0.94, 0.96, 0.95]  # A ahead on 4, a tie on one
+    b = np.array([0.89, 0.93, 0.94, 0.96, 0.95, 0.91, 0.92, 0.94, 0.93, 0.95])
+    a = b + [0.01, 0, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01]  # A ahead on 9, a tie on one
     p, low, high = versus.probability_of_improvement(a, b, paired=True)
-    assert p == pytest.approx(4.5 / 5) and low <= p <= high
+    assert p == pytest.approx(9.5 / 10) and low <= p <= high
     # unpaired, the same numbers overlap far more
     unpaired = versus.probability_of_improvement(a, b)[0]
     assert unpaired == pytest.approx(by_hand(a, b)) and unpaired < p
@@ -58,6 +59,6 @@ def test_versus_csv_on_the_grid(grid):
         assert row["paired"] == ("true" if row["a_setting"] == row["b_setting"] else "false")
 
 
-def test_below_five_runs_there_is_no_interval_and_no_verdict():
-    p, low, high = versus.probability_of_improvement([0.99, 0.98, 0.97], [0.9, 0.91, 0.92])
+def test_below_ten_runs_there_is_no_interval_and_no_verdict():
+    p, low, high = versus.probability_of_improvement([0.99, 0.98, 0.97] * 3, [0.9, 0.91, 0.92] * 3)
     assert p == 1.0 and (low, high) == (None, None) and versus.verdict(low, high) == versus.TOO_FEW
