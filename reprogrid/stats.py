@@ -50,9 +50,10 @@ def std_interval(values, level: float = 0.95) -> tuple[float | None, float | Non
     return float(sd * np.sqrt(dof / chi2.ppf(1 - tail, dof))), float(sd * np.sqrt(dof / chi2.ppf(tail, dof)))
 
 
-def bootstrap_samples(runs: int) -> int:
-    """How many resamples keep an interval's ends stable to two decimals at this many runs."""
-    return max(2_000, BOOTSTRAP_SAMPLES * BOOTSTRAP_MIN_RUNS // max(runs, 1))
+def bootstrap_samples(runs: int, at_min_runs: int = BOOTSTRAP_SAMPLES) -> int:
+    """How many resamples keep an interval's ends stable to two decimals at this many runs,
+    given how many a statistic needs at BOOTSTRAP_MIN_RUNS runs."""
+    return max(2_000, at_min_runs * BOOTSTRAP_MIN_RUNS // max(runs, 1))
 
 
 def bootstrap_ratio(statistic_a, runs_a: int, statistic_b, runs_b: int, level: float = 0.95,

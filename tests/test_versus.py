@@ -62,3 +62,13 @@ def test_versus_csv_on_the_grid(grid):
 def test_below_ten_runs_there_is_no_interval_and_no_verdict():
     p, low, high = versus.probability_of_improvement([0.99, 0.98, 0.97] * 3, [0.9, 0.91, 0.92] * 3)
     assert p == 1.0 and (low, high) == (None, None) and versus.verdict(low, high) == versus.TOO_FEW
+
+
+def test_interval_ends_are_stable_to_the_printed_digits():
+    """The report prints P(A better) to two decimals: another bootstrap seed must not move
+    an end by half of that."""
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(0.970, 0.004, 10), rng.normal(0.968, 0.004, 10)
+    for paired in (False, True):
+        ends = np.array([versus.probability_of_improvement(a, b, paired, seed=seed)[1:] for seed in range(4)])
+        assert np.ptp(ends, axis=0).max() < 0.005, (paired, ends)
