@@ -17,7 +17,8 @@ run config), ``reprogrid.seeds.derive_seeds`` (the seeds), ``reprogrid.library
 ``reprogrid.evaluate.evaluate_model``; disagreement is ``reprogrid.stats.disagreements``.
 Nothing is written to MLflow. One process, one thread.
 
-Regenerate the default sweep (about 10-12 minutes on one core of the 2-core CI machine):
+Regenerate the default sweep (2 architectures x 2 schedules x 2 epoch counts x 6 learning
+rates, 8 replicates: 48 points, 816 runs; measured 8 min 37 s on one thread of a 2-core machine):
 
     .venv/bin/python benchmarks/instability.py
 
@@ -61,17 +62,18 @@ BASE = {
     "library_configs": {"t1": {"threads": 1}},
 }
 
-FIELDS = ["model", "hidden", "dropout", "noise_std", "batch_size", "momentum", "lr", "epochs", "lr_schedule",
+FIELDS = ["root_seed", "model", "hidden", "dropout", "noise_std", "batch_size", "momentum", "lr", "epochs", "lr_schedule",
           "replicates", "accuracy_mean", "accuracy_min", "ulp_accuracy_mean", "all_accuracy_mean",
           "control_accuracy", "ulp_disagreement", "all_disagreement", "ratio", "ulp_vs_control",
           "diverged_runs", "seconds"]
 
 
 def make_config(lr: float, epochs: int, schedule: str, replicates: int, hidden: list[int], dropout: float,
-                noise_std: float, batch_size: int, momentum: float, model: str = "mlp") -> dict:
+                noise_std: float, batch_size: int, momentum: float, model: str = "mlp",
+                root_seed: int = BASE["root_seed"]) -> dict:
     """A complete, schema-valid reprogrid config for one point of the sweep."""
     config = json.loads(json.dumps(BASE))
-    config["replicates"] = replicates
+    config["replicates"], config["root_seed"] = replicates, root_seed
     if model == "mlp":
         config["model"] = {"name": "mlp", "hidden": list(hidden), "dropout": dropout}
     else:
@@ -163,53 +165,70 @@ def fmt(value):
 
 
 def plot(rows: list[dict], path: Path) -> None:
+    """One row of panels per architecture: ulp/all ratio and accuracy against the
+    learning rate, one line per (schedule, epochs)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-    groups: dict[tuple, list[dict]] = {}
-    for row in rows:
-        groups.setdefault((row["lr_schedule"], int(row["epochs"]), row["model"], row["hidden"], row["dropout"],
-                           row["noise_std"], row["batch_size"], row["momentum"]), []).append(row)
-    varying = [i for i in range(2, 8) if len({g[i] for g in groups}) > 1]
-    fig, (ax_ratio, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.8))
-    for group, members in sorted(groups.items()):
-        members = sorted(members, key=lambda r: float(r["lr"]))
-        lrs = [float(r["lr"]) for r in members]
-        label = f"{group[0]}, {group[1]} ep" + "".join(
-            f", {['model', 'hidden', 'dropout', 'noise', 'batch', 'mom'][i - 2]} {group[i]}" for i in varying)
-        style = "-" if group[0] == "cosine" else "--"
-        line, = ax_ratio.plot(lrs, [float(r["ratio"]) for r in members], style, marker="o", label=label)
-        ax_acc.plot(lrs, [100 * float(r["accuracy_mean"]) for r in members], style, marker="o",
-                    color=line.get_color(), label=label)
-    ax_ratio.axhline(0.5, color="grey", lw=0.8, ls=":")
-    ax_ratio.set(xscale="log", xlabel="learning rate (peak, SGD momentum)", ylabel="ulp / all-sources disagreement",
-                 title="1-ULP nudge vs every source varied")
-    ax_acc.axhline(95, color="grey", lw=0.8, ls=":")
-    ax_acc.set(xscale="log", xlabel="learning rate (peak, SGD momentum)", ylabel="mean test accuracy (%)",
-               title="accuracy (ulp and all-sources runs)", ylim=(max(0, ax_acc.get_ylim()[0]), 100))
-    ax_ratio.legend(fontsize=7)
-    fig.suptitle("Instability on digits (reprogrid built-in MLP): dotted lines are the bar (ratio 0.5, accuracy 95 %)",
-                 fontsize=10)
+    def arch(row):
+        return (f"{row['model']} [{row['hidden']}], dropout {row['dropout']}, noise {row['noise_std']}, "
+                f"batch {row['batch_size']}, momentum {row['momentum']}, root_seed {row['root_seed']}")
+
+    archs = sorted({arch(r) for r in rows})
+    fig, axes = plt.subplots(len(archs), 2, figsize=(12, 4.2 * len(archs)), squeeze=False)
+    for (ax_ratio, ax_acc), name in zip(axes, archs):
+        groups: dict[tuple, list[dict]] = {}
+        for row in rows:
+            if arch(row) == name:
+                groups.setdefault((str(row["lr_schedule"]), int(row["epochs"])), []).append(row)
+        for (schedule, epochs), members in sorted(groups.items()):
+            members = sorted(members, key=lambda r: float(r["lr"]))
+            lrs = [float(r["lr"]) for r in members]
+            label = f"{schedule}, {epochs} epochs"
+            style = "-" if schedule == "cosine" else "--"
+            line, = ax_ratio.plot(lrs, [float(r["ratio"]) for r in members], style, marker="o", label=label)
+            ax_acc.plot(lrs, [100 * float(r["accuracy_mean"]) for r in members], style, marker="o",
+                        color=line.get_color(), label=label)
+        ax_ratio.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax_ratio.set(xscale="log", xlabel="learning rate (peak; SGD, momentum)",
+                     ylabel="ulp / all-sources disagreement", title=f"1-ULP nudge vs all sources\n{name}")
+        ax_acc.axhline(95, color="grey", lw=0.8, ls=":")
+        ax_acc.set(xscale="log", xlabel="learning rate (peak; SGD, momentum)", ylabel="mean test accuracy (%)",
+                   title=f"accuracy (ulp and all-sources runs)\n{name}")
+        ax_acc.set_ylim(max(0.0, min(ax_acc.get_ylim()[0], 90.0)), 100)
+        for ax in (ax_ratio, ax_acc):
+            ax.set_xticks(sorted({float(r["lr"]) for r in rows if arch(r) == name}))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax_ratio.legend(fontsize=8)
+        ax_acc.legend(fontsize=8)
+        for ax in (ax_ratio, ax_acc):
+            ax.title.set_fontsize(9)
+    fig.suptitle("Instability on digits (reprogrid built-in MLP, in-process): dotted lines mark the bar "
+                 "(ratio 0.5, accuracy 95 %)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--lrs", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.3, 0.5])
-    parser.add_argument("--epochs", type=int, nargs="+", default=[15, 40])
+    parser.add_argument("--lrs", type=float, nargs="+", default=[0.05, 0.1, 0.15, 0.2, 0.3, 0.4])
+    parser.add_argument("--epochs", type=int, nargs="+", default=[15, 30])
     parser.add_argument("--schedules", nargs="+", default=["none", "cosine"], choices=["none", "step", "cosine"])
     parser.add_argument("--replicates", type=int, default=8, help="runs per cell (ulp and all; control: 1)")
     parser.add_argument("--model", default="mlp", choices=["mlp", "cnn"])
-    parser.add_argument("--hidden", type=int, nargs="+", default=[64], help="mlp widths (cnn: its two channels)")
+    parser.add_argument("--hidden", nargs="+", default=["64", "128,128"],
+                        help="architectures to sweep, each comma-separated widths (mlp hidden; cnn: its two channels)")
     parser.add_argument("--dropout", type=float, default=0.2)
     parser.add_argument("--noise-std", type=float, default=0.05)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--root-seed", type=int, default=BASE["root_seed"])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--fresh", action="store_true", help="discard the existing map.csv in --out")
     args = parser.parse_args(argv)
@@ -226,20 +245,21 @@ def main(argv=None) -> None:
         writer = csv.DictWriter(handle, FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    for schedule, epochs, lr in itertools.product(args.schedules, args.epochs, args.lrs):
-        point = {"model": args.model, "hidden": " ".join(map(str, args.hidden)), "dropout": args.dropout,
+    for spec, schedule, epochs, lr in itertools.product(args.hidden, args.schedules, args.epochs, args.lrs):
+        hidden = [int(width) for width in spec.split(",")]
+        point = {"root_seed": args.root_seed, "model": args.model, "hidden": " ".join(map(str, hidden)), "dropout": args.dropout,
                  "noise_std": args.noise_std, "batch_size": args.batch_size, "momentum": args.momentum, "lr": lr,
                  "epochs": epochs, "lr_schedule": schedule, "replicates": args.replicates}
         if key_of(point) in done:
             continue
-        config = make_config(lr, epochs, schedule, args.replicates, args.hidden, args.dropout, args.noise_std,
-                             args.batch_size, args.momentum, args.model)
+        config = make_config(lr, epochs, schedule, args.replicates, hidden, args.dropout, args.noise_std,
+                             args.batch_size, args.momentum, args.model, args.root_seed)
         validate(config)
         row = point | measure(config)
         rows.append({k: fmt(v) for k, v in row.items()})
         with open(csv_path, "a", newline="") as handle:
             csv.DictWriter(handle, FIELDS).writerow(rows[-1])
-        print(f"{schedule:>6} {epochs:>3} ep lr {lr:<5} acc {row['accuracy_mean']:.4f} "
+        print(f"[{point['hidden']}] {schedule:>6} {epochs:>3} ep lr {lr:<5} acc {row['accuracy_mean']:.4f} "
               f"ulp {row['ulp_disagreement']:.4f} all {row['all_disagreement']:.4f} "
               f"ratio {row['ratio']:.2f} ({row['seconds']:.0f} s)", flush=True)
     plot(rows, args.out / "map.png")

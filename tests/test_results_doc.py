@@ -119,3 +119,42 @@ def test_the_readme_ablation_prose_quotes_the_committed_ablation():
     assert f"the final weights {nudge} apart (L2, against {float(init['weight_distance_mean']):.0f}" in \
         " ".join(README.split())
     assert f"({float(control['test_accuracy_mean']) * 100:.1f} % accuracy for the deterministic control" in README
+
+
+def _instability(name: str) -> list[dict]:
+    import csv
+
+    with open(REPO / "benchmarks" / "results" / "instability" / name) as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_the_readme_instability_table_is_the_committed_run():
+    summary = {r["setting"]: r for r in _instability("summary.csv")}
+    ulp = next(r for r in _instability("attribution.csv") if r["source"] == "ulp")
+    for label, setting in {"control": "control", "one-ULP": "ulp", "every source varied": "all"}.items():
+        cell, cells = summary[setting], row(README, label)
+        disagreement = _pp(cell["disagreement_mean"]) + (" %" if float(cell["disagreement_mean"]) else "")
+        assert cells[1:4] == [f"{float(cell['test_accuracy_mean']) * 100:.2f} %", cell["distinct_weights"],
+                              disagreement], label
+    assert row(README, "one-ULP")[4] == _ratio(ulp["disagreement_ratio"], ulp["disagreement_ratio_ci_low"],
+                                               ulp["disagreement_ratio_ci_high"])
+    assert summary["control"]["bitwise_reproducible"] == "true"
+
+
+def test_the_readme_instability_map_prose_holds_for_the_committed_map():
+    points = _instability("map.csv")
+    one_layer = [p for p in points if p["hidden"] == "64"]
+    assert len(points) == 48 and all(float(p["ratio"]) == 0 for p in one_layer if float(p["lr"]) <= 0.15)
+    assert any(float(p["ratio"]) > 0 for p in one_layer if float(p["lr"]) == 0.2)
+    for schedule in ("none", "cosine"):
+        for epochs in ("15", "30"):
+            curve = [p for p in points if p["hidden"] == "128 128" and p["lr_schedule"] == schedule
+                     and p["epochs"] == epochs]
+            first = min(float(p["lr"]) for p in curve if float(p["ratio"]) > 0)
+            assert 0.05 <= first <= 0.15, (schedule, epochs, first)
+    high = [p for p in points if float(p["ratio"]) > 1.1]
+    assert max(float(p["ratio"]) for p in high) == pytest.approx(3.1, abs=0.005)
+    assert all(float(p["accuracy_mean"]) < 0.95 for p in high)
+    text = " ".join(README.split())
+    assert "Ratios above 1.1 (up to 3.1) all come with accuracy below 95 %" in text
+    assert "`benchmarks/instability.py`, 816 runs, 8 replicates a point" in text
