@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every figure in benchmarks/RESULTS.md, measured side by side in one run (about 50
-# minutes on 2 cores). Writes benchmarks/results/*.json, and the commit measured into
+# Every figure in benchmarks/RESULTS.md and the README, measured side by side in one run
+# (about an hour on 2 cores). Writes benchmarks/results/*.json, and the commit measured into
 # machine.json. Run from the repository root with the project's environment active, on
 # an otherwise idle machine, with a clean working tree.
 set -euo pipefail
@@ -14,7 +14,10 @@ python benchmarks/execute_scale.py --runs 2000 --trivial-jobs 2000 > "$out/execu
 python benchmarks/scale.py --runs 10000 > "$out/scale.json"
 python benchmarks/audit_scale.py --runs 10000 > "$out/audit_scale.json"
 python benchmarks/diverge_time.py > "$out/diverge.json"
+python benchmarks/checkpoint_cost.py > "$out/checkpoint.json"
 benchmarks/ablation.sh
+benchmarks/instability.sh
+python benchmarks/instability.py --fresh
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- reprogrid workflow scripts Snakefile benchmarks/*.py || echo "+changes")
 COMMIT="$commit" python - <<'PY' > "$out/machine.json"
 import json, os, platform

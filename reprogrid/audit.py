@@ -101,6 +101,7 @@ def audit(experiment: str, records: list[RunRecord], grid: dict | None,
     _check_records(report, grid_runs)
     _check_cells(report, current, grid, fingerprints)
     _check_attempts(report, grid_runs, fingerprints)
+    _check_resumes(report, current, fingerprints)
     _check_drift(report, list(current.values()))
     _check_trace(report, list(current.values()))
     _note_origins(report, list(current.values()))
@@ -213,6 +214,34 @@ def _check_attempts(report, grid_runs, fingerprints):
             report.violation("attempts_disagree", message, key=key, run_ids=[a.run_id for a in attempts])
         else:
             report.notes.append(message + " (as predicted: the run draws from an unseeded source or generator)")
+
+
+def _check_resumes(report, current, fingerprints):
+    """A run its library configuration interrupted and a fresh process resumed must end
+    as the same seeds uninterrupted: the run of the same setting and replicate under a
+    configuration that differs only in not interrupting."""
+    def interrupt(record) -> str | None:
+        value = record.params.get("lib.interrupt_after_epoch")
+        return None if value in (None, "", "None", "null") else value
+
+    def library(record) -> dict:
+        return {k: v for k, v in record.params.items() if k.startswith("lib.") and k != "lib.interrupt_after_epoch"}
+
+    def replicate(record) -> tuple:
+        return record.cell[0], record.tags.get("reprogrid.replicate")
+
+    for record in current.values():
+        if interrupt(record) is None:
+            continue
+        for twin in current.values():
+            if (interrupt(twin) is None and replicate(twin) == replicate(record) and library(twin) == library(record)
+                    and (twin.hash("weights"), twin.hash("predictions")) !=
+                    (record.hash("weights"), record.hash("predictions"))):
+                epoch = divergence_epoch(twin, record, fingerprints)
+                report.violation("resume_differs", f"{record.key}, interrupted after epoch {interrupt(record)} and "
+                                 f"resumed, differs from {twin.key}, the same seeds uninterrupted (from epoch {epoch}): "
+                                 f"`reprogrid resume-check {record.key} {twin.key}` names the state not restored",
+                                 key=record.key, reference=twin.key)
 
 
 def _check_drift(report, runs):

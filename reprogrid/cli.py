@@ -3,11 +3,13 @@
     reprogrid audit [--experiment NAME] [--tracking-uri URI] [--json PATH]
     reprogrid replay RUN_ID [--tracking-uri URI]
     reprogrid diverge RUN_A RUN_B [--json PATH] [--streams DIR] [--tracking-uri URI]
+    reprogrid resume-check RESUMED REFERENCE [--json PATH] [--tracking-uri URI]
 
 Exit status: 0 when the audit finds nothing wrong / the replay is bitwise / the two
-runs do not diverge; 1 when it finds violations / the replay differs / the divergence
-is localised; 2 when it could not be done (unknown run or experiment, unreachable
-store), with a one-line reason.
+runs do not diverge / the resumed run ends as the uninterrupted one; 1 when it finds
+violations / the replay differs / the divergence is localised / the resume differs; 2
+when it could not be done (unknown run or experiment, unreachable store), with a
+one-line reason.
 """
 
 from __future__ import annotations
@@ -40,7 +42,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     diverge.add_argument("--json", metavar="PATH", help="also write the finding as JSON")
     diverge.add_argument("--streams", metavar="DIR",
                          help="where the op streams of the re-executions go (default: diverge/A-B)")
-    for command in (audit, replay, diverge):
+    resume = commands.add_parser("resume-check", help="name the state a resumed run did not restore, against "
+                                                      "the same seeds uninterrupted")
+    resume.add_argument("resumed", help="run key (setting/libconf/rN, under ./results/runs) or MLflow run id")
+    resume.add_argument("reference", help="the same seeds, uninterrupted: run key or MLflow run id")
+    resume.add_argument("--json", metavar="PATH", help="also write the finding as JSON")
+    for command in (audit, replay, diverge, resume):
         command.add_argument("--tracking-uri", default=default_tracking_uri(), type=credential_free,
                              help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI}); "
                                   "credentials in it are passed to MLflow through the environment")
@@ -52,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from reprogrid.config import ConfigError
     from reprogrid.diverge import DivergeError
     from reprogrid.replay import ReplayError
+    from reprogrid.resumecheck import ResumeCheckError
     from reprogrid.tracking import StoreError, check_sqlite_store
 
     try:
@@ -60,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             return audit(args)
         if args.command == "diverge":
             return diverge(args)
+        if args.command == "resume-check":
+            return resume_check(args)
         return replay(args)
-    except (StoreError, ReplayError, DivergeError) as error:
+    except (StoreError, ReplayError, DivergeError, ResumeCheckError) as error:
         print(f"reprogrid {args.command}: {error}", file=sys.stderr)
         return 2
     except ConfigError as error:  # the run's own factories or data cannot be found here
@@ -88,14 +98,25 @@ def replay(args) -> int:
 
 
 def diverge(args) -> int:
-    import json
-
     from reprogrid import diverge as diverging
 
     found = diverging.diverge(args.run_a, args.run_b, args.tracking_uri, args.streams)
-    print(diverging.render(found))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
+    return _finding(diverging.render(found), found, args.json)
+
+
+def resume_check(args) -> int:
+    from reprogrid import resumecheck
+
+    found = resumecheck.check(args.resumed, args.reference, args.tracking_uri)
+    return _finding(resumecheck.render(found), found, args.json)
+
+
+def _finding(text: str, found: dict, json_path: str | None) -> int:
+    import json
+
+    print(text)
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as handle:
             json.dump(found, handle, indent=1)
     return 1 if found["diverged"] else 0
 

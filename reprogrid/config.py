@@ -49,6 +49,7 @@ _SOURCE_SCHEMAS = {name: _resolved(SCHEMA, node) for name, node in
 SOURCES = tuple(_SOURCE_SCHEMAS)
 SOURCE_MODES = {source: tuple(node["enum"]) for source, node in _SOURCE_SCHEMAS.items()}
 DEFAULT_MODES = {source: node["default"] for source, node in _SOURCE_SCHEMAS.items()}
+TRAINING_DEFAULTS_EPOCHS = _PROPERTIES["training"]["properties"]["epochs"]["default"]
 LIBRARY_DEFAULTS: dict[str, Any] = {
     knob: node["default"] for knob, node in _PROPERTIES["library_configs"]["additionalProperties"]["properties"].items()
 }
@@ -152,6 +153,13 @@ def check_config(config: dict) -> None:
     reference = config.get("reference_libconf")
     if reference is not None and reference not in config["library_configs"]:
         raise ConfigError("reference_libconf", f"unknown library configuration {reference!r}")
+    epochs = (config.get("training") or {}).get("epochs", TRAINING_DEFAULTS_EPOCHS)
+    for name, knobs in config["library_configs"].items():
+        interrupt = (knobs or {}).get("interrupt_after_epoch")
+        if interrupt is not None and interrupt >= epochs:
+            raise ConfigError(f"library_configs.{name}.interrupt_after_epoch",
+                              f"{interrupt} is not before the last epoch (training.epochs is {epochs}): "
+                              "there would be nothing left to resume")
 
 
 def _check_cells(config: dict) -> None:

@@ -7,7 +7,9 @@ applied before `fit` runs. `run` gives each source's seed and generators, the mo
 config names (built under the `init` stream), a data loader whose order is the `order`
 stream and whose workers are seeded from their own stream, the data split, and
 `epoch_end`, which records the epoch: weight fingerprint, metrics, and which global
-generators the epoch drew from (reprogrid.rngtrace).
+generators the epoch drew from (reprogrid.rngtrace). `resumable` names what the loop
+trains with, so that `epoch_end` can checkpoint it with every generator and a killed or
+interrupted run resumes as if it never stopped (reprogrid.checkpoint).
 
 Global generators: before `fit` runs they hold the `init` stream (a model built in
 `fit` is governed by it). `run.model()` reseeds them with it, builds, then switches
@@ -18,16 +20,19 @@ where the library configuration seeds them, else to OS entropy); so does the fir
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import multiprocessing
 import queue
+import sys
 import time
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
-from reprogrid import randomness, rngtrace
+from reprogrid import checkpoint, randomness, rngtrace
 from reprogrid.config import ConfigError
 from reprogrid.data import Split
 from reprogrid.hashing import weights_digest
@@ -38,6 +43,10 @@ FIT_KEY = "training.factory"
 # Set only inside a `reprogrid diverge` re-execution: a reprogrid.probe.Probe told of
 # every batch the run's loaders hand out and of every epoch's end.
 PROBE = None
+# Set only inside a `reprogrid resume-check` re-execution (reprogrid.resumecheck): what
+# to capture, or which checkpoint to resume from with which pieces replaced.
+RESUME_CHECK = None
+log = logging.getLogger("reprogrid")
 
 
 class FitError(ConfigError):
@@ -60,15 +69,20 @@ class _WorkerStarts:
         self.reports.put(rngtrace.snapshot())
 
 
-class _ProbedLoader:
-    """A loader that tells the probe of every batch it hands out (reprogrid.probe)."""
+class _WatchedLoader:
+    """A loader that tells the probe of every batch it hands out (reprogrid.probe), and a
+    resume check of each epoch's first batch (reprogrid.resumetrial)."""
 
-    def __init__(self, loader: DataLoader):
-        self.loader = loader
+    def __init__(self, loader: DataLoader, run: Run):
+        self.loader, self.run = loader, run
 
     def __iter__(self):
-        for batch in self.loader:
-            PROBE.on_batch(batch)
+        caller = sys._getframe(0).f_back  # noqa: SLF001 - the loop iterating: the fit's frame
+        for index, batch in enumerate(self.loader):
+            if index == 0 and RESUME_CHECK is not None:
+                RESUME_CHECK.on_epoch_start(self.run, len(self.run.epochs) + 1, caller)
+            if PROBE is not None:
+                PROBE.on_batch(batch)
             yield batch
 
     def __len__(self) -> int:
@@ -82,7 +96,8 @@ class Run:
     """What `fit(run)` is handed. See the module docstring and README, "Audit your own
     training loop"."""
 
-    def __init__(self, run_config: dict, seeds: dict[str, int], split: Split):
+    def __init__(self, run_config: dict, seeds: dict[str, int], split: Split,
+                 checkpoints: checkpoint.CheckpointFiles | None = None, resume: dict | None = None):
         self.config = run_config
         self._seeds, self._split = seeds, split
         self._library = run_config["library"]
@@ -96,6 +111,12 @@ class Run:
         self.worker_starts = 0
         self._worker_reports = None
         self._training_started = False
+        # checkpoints: where they go, the one to resume from, what the fit named
+        self._checkpoints, self._resume = checkpoints, resume
+        self._handed_out: dict[str, object] = {}  # every generator run gave out, by name
+        self._state: dict[str, object] | None = None  # what run.resumable was given
+        self.resumed_from_epoch: int | None = None
+        self.checkpointing = {"written": 0, "seconds": 0.0, "bytes": 0, "unrestored": [], "unregistered": []}
         randomness.seed_init(seeds)
         self._since = rngtrace.snapshot()
 
@@ -107,10 +128,20 @@ class Run:
         return self._seeds[source]
 
     def torch_generator(self, source: str) -> torch.Generator:
-        return torch.Generator(device=self.device).manual_seed(self.seed(source))
+        return self._hand_out(f"torch.{source}", torch.Generator(device=self.device).manual_seed(self.seed(source)))
 
     def numpy_generator(self, source: str) -> np.random.Generator:
-        return np.random.default_rng(self.seed(source))
+        return self._hand_out(f"numpy.{source}", np.random.default_rng(self.seed(source)))
+
+    def _hand_out(self, name: str, generator):
+        """Keep every generator given out, by name, for the checkpoints."""
+        if generator is not None:
+            unique, count = name, 1
+            while unique in self._handed_out:
+                count += 1
+                unique = f"{name}#{count}"
+            self._handed_out[unique] = generator
+        return generator
 
     # --- model and data -----------------------------------------------------------
 
@@ -155,11 +186,16 @@ class Run:
         if workers > 0:
             self._worker_reports = self._worker_reports or multiprocessing.get_context().Queue()
             kwargs["worker_init_fn"] = _WorkerStarts(kwargs.get("worker_init_fn"), self._worker_reports)
-            kwargs.setdefault("persistent_workers", True)
-        sampler = RandomSampler(dataset, generator=randomness.order_generator(self._seeds)) if shuffle else None
+            # workers start afresh each epoch, seeded from the loader's generator: at an
+            # epoch's end nothing of theirs is left to checkpoint
+            kwargs.setdefault("persistent_workers", False)
+        order = self._hand_out("loader.order", randomness.order_generator(self._seeds)) if shuffle else None
+        sampler = RandomSampler(dataset, generator=order) if shuffle else None
         loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                            generator=randomness.loader_generator(self._seeds, self._library), **kwargs)
-        return loader if PROBE is None else _ProbedLoader(loader)
+                            generator=self._hand_out("loader.workers",
+                                                     randomness.loader_generator(self._seeds, self._library)),
+                            **kwargs)
+        return loader if PROBE is None and RESUME_CHECK is None else _WatchedLoader(loader, self)
 
     def _start_training(self) -> None:
         """Switch the global generators to the training streams, once."""
@@ -167,6 +203,107 @@ class Run:
             self._training_started = True
             randomness.seed_training_globals(self._seeds, self._library)
             self._since = rngtrace.snapshot()
+
+    # --- checkpoints --------------------------------------------------------------
+
+    def resumable(self, **state) -> int:
+        """Name what the loop trains with, for the run's checkpoints: model, optimizer,
+        scheduler, and any extra state (anything with state_dict() and load_state_dict(),
+        or a torch, NumPy or Python generator), by name. reprogrid adds its own: the
+        global generators, every generator run handed out (the loaders' too), the epochs
+        recorded. Call it once, after building everything the loop uses, just before the
+        epoch loop. When the run resumes, all of it is restored here. Returns the first
+        epoch to train: 1, or k + 1 after the checkpoint of epoch k."""
+        if self._state is not None:
+            raise FitError("run.resumable was called twice; call it once, before the epoch loop")
+        if self.epochs:
+            raise FitError("run.resumable was called after run.epoch_end; call it before the epoch loop")
+        for name, value in state.items():
+            if value is not None and not checkpoint.checkpointable(value):
+                raise FitError(f"run.resumable({name}=...): a {type(value).__name__} has no state_dict() and "
+                               "load_state_dict() and is not a generator, so it cannot be checkpointed")
+        self._state = {name: value for name, value in state.items() if value is not None}
+        resume = RESUME_CHECK.resume_payload() if RESUME_CHECK is not None else self._resume
+        if resume is None:
+            return 1
+        self._restore(resume, sys._getframe(1))  # noqa: SLF001 - the fit's frame: its own generators
+        return self.resumed_from_epoch + 1
+
+    def pieces(self, frame=None) -> dict:
+        """Everything a checkpoint holds, piece by piece (reprogrid.checkpoint); with the
+        fit's `frame`, also the generators it holds but did not name (`unregistered.*`)."""
+        pieces = {name: checkpoint.state_of(value) for name, value in (self._state or {}).items()}
+        pieces |= {f"generator.{name}": checkpoint.generator_state(g) for name, g in self._handed_out.items()}
+        pieces |= checkpoint.global_states(cuda=self.device.type == "cuda")
+        pieces["record"] = json.dumps({"epochs": self.epochs, "init_weights": self.init_weights,
+                                       "ulp_nudge": self.ulp_nudge, "rng": self.rng})
+        if frame is not None:
+            pieces |= {f"unregistered.{path}": checkpoint.generator_state(g)
+                       for path, g in self.unregistered_generators(frame).items()}
+        return pieces
+
+    def unregistered_generators(self, frame) -> dict[str, object]:
+        """Generators the fit's frame holds (in its variables, or their attributes and
+        items, three levels deep) that it did not give to run.resumable and run did not
+        hand out: a resumed run cannot continue them."""
+        known = {id(v) for v in [self, *(self._state or {}).values(), *self._handed_out.values()]}
+        return checkpoint.reachable_generators(frame.f_locals, known)
+
+    def _restore(self, resume: dict, frame) -> None:
+        pieces = resume["pieces"]
+        for name, value in self._state.items():
+            if name in pieces:
+                checkpoint.load_into(value, pieces[name])
+        for name, generator in self._handed_out.items():
+            if f"generator.{name}" in pieces:
+                checkpoint.set_generator_state(generator, pieces[f"generator.{name}"])
+        for name, state in pieces.items():
+            if name.startswith("global."):
+                checkpoint.restore_global(name, state)
+        if RESUME_CHECK is not None:  # a diagnosis trial: a generator of the fit's own, from the reference
+            RESUME_CHECK.restore_unregistered(self.unregistered_generators(frame))
+        record = json.loads(pieces["record"])
+        self.epochs, self.init_weights = record["epochs"], record["init_weights"]
+        self.ulp_nudge, self.rng = record["ulp_nudge"], record["rng"]
+        self.resumed_from_epoch = resume["epoch"]
+        # read back: every piece must now be what the checkpoint holds
+        saved = {k: v for k, v in pieces.items() if not k.startswith("unregistered.")}
+        self.checkpointing["unrestored"] = checkpoint.differing(saved, self.pieces())
+        for name in self.checkpointing["unrestored"]:
+            log.warning("resuming %s: %s is not what the checkpoint of epoch %d holds", self.config["run_key"],
+                        checkpoint.words(name), self.resumed_from_epoch)
+        self._since = rngtrace.snapshot()
+
+    def _after_epoch(self, epoch: int, frame) -> None:
+        """Checkpoint the epoch when it is due; stop here when the library configuration
+        says to interrupt after it."""
+        interrupt = self._library.get("interrupt_after_epoch")
+        if RESUME_CHECK is not None:
+            RESUME_CHECK.on_epoch_end(self, epoch, frame)
+            return
+        if self._checkpoints is None:
+            return
+        if self._state is None:
+            if interrupt == epoch:
+                raise FitError(f"the library configuration interrupts after epoch {epoch}, but the fit never "
+                               "called run.resumable(...), so there is nothing to resume from")
+            return
+        every = self.config["training"].get("checkpoint_every", 1)
+        last = epoch >= self.config["training"]["epochs"]  # train.json follows: no checkpoint needed
+        if interrupt == epoch or (every and epoch % every == 0 and not last):
+            started = time.perf_counter()
+            pieces = self.pieces(frame)
+            unregistered = [name.removeprefix("unregistered.") for name in pieces if name.startswith("unregistered.")]
+            for name in sorted(set(unregistered) - set(self.checkpointing["unregistered"])):
+                log.warning("%s holds the generator `%s`, which it did not give to run.resumable: a resumed run "
+                            "cannot continue it", self.config["training"].get("factory", "fit"), name)
+            self.checkpointing["unregistered"] = sorted(set(self.checkpointing["unregistered"]) | set(unregistered))
+            self.checkpointing["bytes"] = self._checkpoints.write(
+                epoch, {"epoch": epoch, "seeds": self._seeds, "pieces": pieces})
+            self.checkpointing["written"] += 1
+            self.checkpointing["seconds"] += time.perf_counter() - started
+        if interrupt == epoch:
+            raise Interrupted(epoch)
 
     # --- records ------------------------------------------------------------------
 
@@ -191,6 +328,7 @@ class Run:
         self._since = now
         if PROBE is not None:
             PROBE.on_epoch_end(epoch)
+        self._after_epoch(epoch, sys._getframe(1))  # noqa: SLF001 - the fit's frame
 
     def finish(self, trained) -> None:
         """After `fit` returned `trained`: check what it did against the contract, and
@@ -211,6 +349,16 @@ class Run:
                         break
             self.worker_duplicates = rngtrace.duplicated(starts)
             self.worker_starts = len(starts)
+
+
+class Interrupted(BaseException):  # noqa: N818 - control flow, not an error
+    """The library configuration's `interrupt_after_epoch` was reached and its checkpoint
+    written: this process stops, a fresh one resumes (a BaseException, so that a loop's
+    own `except Exception` does not swallow it)."""
+
+    def __init__(self, epoch: int):
+        super().__init__(f"interrupted after epoch {epoch}")
+        self.epoch = epoch
 
 
 class NumericalDivergence(ArithmeticError):

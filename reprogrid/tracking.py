@@ -183,7 +183,7 @@ def _chunks(items: list, size: int) -> Iterable[list]:
 def log_batch(mlflow_client, run_id: str, *, params=None, tags=None, metrics=None, series=None):
     """Log params, tags, scalar metrics and per-step series in as few calls as allowed.
 
-    `series` maps a metric name to its values for steps 1, 2, ...
+    `series` maps a metric name to {step: value}.
     """
     from mlflow.entities import Metric, Param, RunTag
 
@@ -192,7 +192,7 @@ def log_batch(mlflow_client, run_id: str, *, params=None, tags=None, metrics=Non
     tag_list = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
     metric_list = [Metric(k, float(v), stamp, 0) for k, v in (metrics or {}).items()]
     for name, values in (series or {}).items():
-        metric_list += [Metric(name, float(v), stamp, step) for step, v in enumerate(values, 1)]
+        metric_list += [Metric(name, float(v), stamp, step) for step, v in values.items()]
     while param_list or tag_list or metric_list:
         retrying(
             mlflow_client.log_batch,

@@ -62,6 +62,8 @@ class TrainResult:
     ulp_nudge: dict | None = None
     rng: dict[str, list[str]] = field(default_factory=dict)  # phase -> global generators drawn
     worker_duplicates: list[str] = field(default_factory=list)
+    resumed_from_epoch: int | None = None
+    checkpointing: dict = field(default_factory=dict)  # written, seconds, bytes, unrestored, unregistered
 
 
 def make_optimizer(model: torch.nn.Module, training: dict) -> torch.optim.Optimizer:
@@ -118,7 +120,8 @@ def fit(run: Run) -> torch.nn.Module:
     batches = AugmentedBatches(torch.as_tensor(split.x_train, dtype=run.dtype), targets,
                                run.config["augment"]["noise_std"])
     loader = run.loader(batches, training["batch_size"], collate_fn=_as_batch)
-    for epoch in range(1, training["epochs"] + 1):
+    first = run.resumable(model=model, optimizer=optimizer, scheduler=schedule)
+    for epoch in range(first, training["epochs"] + 1):
         model.train()
         loss_sum, seen = 0.0, 0
         for inputs, clean, labels in loader:
@@ -132,9 +135,9 @@ def fit(run: Run) -> torch.nn.Module:
             optimizer.step()
             loss_sum += loss.item() * len(labels)
             seen += len(labels)
-        run.epoch_end(model, epoch, train_loss=loss_sum / seen)
         if schedule is not None:
             schedule.step()
+        run.epoch_end(model, epoch, train_loss=loss_sum / seen)  # last: it may checkpoint the epoch
     return model
 
 
@@ -147,11 +150,13 @@ def fit_function(training: dict):
     return user.import_factory(training["factory"], FIT_KEY)
 
 
-def train_model(run_config: dict, seeds: dict, split: Split) -> TrainResult:
-    """Train one run with its fit (the library configuration already applied)."""
+def train_model(run_config: dict, seeds: dict, split: Split, checkpoints=None, resume: dict | None = None) -> TrainResult:
+    """Train one run with its fit (the library configuration already applied), writing
+    checkpoints to `checkpoints` (reprogrid.checkpoint.CheckpointFiles) and resuming from
+    `resume` (a checkpoint's payload) where given."""
     started = time.perf_counter()
     training = run_config["training"]
-    run = Run(run_config, seeds, split)
+    run = Run(run_config, seeds, split, checkpoints, resume)
     fit_of = fit_function(training)
     try:
         trained = fit_of(run, **training.get("kwargs", {}))
@@ -164,5 +169,5 @@ def train_model(run_config: dict, seeds: dict, split: Split) -> TrainResult:
     run.finish(trained)
     return TrainResult(trained, run.init_weights or "unrecorded", run.epochs, time.perf_counter() - started,
                        run.ulp_nudge, run.rng | {"train": rngtrace.union(e["rng"] for e in run.epochs)},
-                       run.worker_duplicates)
+                       run.worker_duplicates, run.resumed_from_epoch, run.checkpointing)
 

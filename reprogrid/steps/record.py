@@ -20,6 +20,16 @@ from reprogrid.prediction import varied_sources
 log = logging.getLogger("reprogrid")
 
 
+def epoch_series(epochs: list[dict]) -> dict[str, dict[int, float]]:
+    """Each metric the fit gave run.epoch_end (train_loss, ...), by epoch; a fit may give none."""
+    series: dict[str, dict[int, float]] = {}
+    for record in epochs:
+        for name, value in record.items():
+            if name not in ("epoch", "weights", "rng"):
+                series.setdefault(name, {})[record["epoch"]] = value
+    return series
+
+
 def run_params(run_config: dict, seeds: dict[str, int]) -> dict:
     """The MLflow params of a grid run (design.md, "MLflow contract")."""
     params = {"root_seed": run_config["root_seed"]}
@@ -61,6 +71,10 @@ def run_tags(train: dict, evaluation: dict) -> dict:
         tags["reprogrid.lib_mismatch"] = json.dumps(train["library_mismatch"])
     if train["determinism_warnings"]:  # warn_only: operations that ran without a deterministic kernel
         tags["reprogrid.determinism_warnings"] = len(train["determinism_warnings"])
+    if train.get("resumed_from_epoch") is not None:  # its training went on from a checkpoint
+        tags["reprogrid.resumed_from_epoch"] = train["resumed_from_epoch"]
+    if (train.get("checkpoints") or {}).get("unregistered"):  # generators the fit kept out of its checkpoints
+        tags["reprogrid.checkpoint_unregistered"] = ",".join(train["checkpoints"]["unregistered"])
     if train["slurm_job_id"]:  # which cluster job trained it
         tags["reprogrid.slurm_job_id"] = train["slurm_job_id"]
     if train["data_file"]:  # the file as read, beside the hash of what it yielded
@@ -98,7 +112,7 @@ def record_run(train: dict, evaluation: dict, tracking_path, files: list[str | P
         client, run_id,
         params=run_params(run_config, seeds),
         metrics={"train_seconds": train["train_seconds"], **evaluation["metrics"]},
-        series={"train_loss": [e["train_loss"] for e in train["epochs"]]},
+        series=epoch_series(train["epochs"]),
     )
     features, targets = training_data
     tracking.log_dataset(client, run_id, name=train["dataset_record"]["name"], features=features, targets=targets,

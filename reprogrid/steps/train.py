@@ -10,8 +10,11 @@ actually used, hashes and per-epoch fingerprints.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -55,15 +58,43 @@ def logged_warnings(caught) -> list[str]:
     return [m for m in seen if "determinist" in m.lower()]
 
 
-def train_with_warnings(run_config: dict, seeds: dict, split):
+def train_with_warnings(run_config: dict, seeds: dict, split, checkpoints=None, resume=None):
     """train_model, with the warnings it raised logged and those about determinism
     returned: (TrainResult, determinism warnings)."""
     from reprogrid.train import train_model
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = train_model(run_config, seeds, split)
+        result = train_model(run_config, seeds, split, checkpoints, resume)
     return result, logged_warnings(caught)
+
+
+def run_identity(run_config: dict, recorded_seeds: dict, workflow_dir) -> dict:
+    """What a checkpoint must match to be resumed from: the run, its config, the seeds
+    its seeds.json fixed, and the code (the user's factories imported first, so that
+    their files count)."""
+    from reprogrid import user
+    from reprogrid.user import factory_source_files, factory_specs
+
+    specs = factory_specs(run_config)
+    for spec in specs:
+        user.import_factory(spec, "factory")
+    return {"run_key": run_config["run_key"], "config": config_digest(run_config), "seeds": recorded_seeds,
+            "code": code_digest(package_dir(), workflow_dir or default_workflow_dir(), factory_source_files(specs))}
+
+
+def resume_in_fresh_process(arguments: dict) -> dict:
+    """Train the rest of an interrupted run in a new Python process (which resumes from
+    its checkpoint), relaying its log; the record it sealed."""
+    environment = {k: v for k, v in os.environ.items() if k != EXECUTOR_ENV} | {"REPROGRID_WARM_WORKERS": "0"}
+    done = subprocess.run([sys.executable, "-m", "reprogrid.steps.train", json.dumps(arguments)],
+                          env=environment, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    for line in done.stderr.splitlines():
+        log.info("[resumed process] %s", line)
+    if done.returncode != 0:
+        raise RuntimeError(f"the process resuming {arguments['run_config']['run_key']} failed: "
+                           f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+    return read_json(arguments["train_json_path"])
 
 
 def run_train(run_config: dict, seeds_path, model_path, train_json_path,
@@ -73,18 +104,34 @@ def run_train(run_config: dict, seeds_path, model_path, train_json_path,
     import torch
 
     from reprogrid import tracking
+    from reprogrid.checkpoint import CheckpointFiles
     from reprogrid.data import digits_path, load_split
     from reprogrid.env import environment_record, record_digest
+    from reprogrid.fit import Interrupted
     from reprogrid.hashing import weights_digest
     from reprogrid.library import apply_library, mismatches
     from reprogrid.user import factory_source_files, factory_specs
 
     start_ms = tracking.now_ms()
-    seeds = draw_unseeded(read_json(seeds_path)["seeds"])
+    recorded_seeds = read_json(seeds_path)["seeds"]
+    checkpoints = CheckpointFiles(Path(model_path).parent, lambda: run_identity(run_config, recorded_seeds, workflow_dir))
+    resume, why = checkpoints.latest()
+    log.info("%s: %s", run_config["run_key"], why)
+    if resume is None:
+        checkpoints.forget_resume_point()
+    # a resumed run goes on with the seeds its first process drew for unseeded sources
+    seeds = dict(resume["seeds"]) if resume else draw_unseeded(recorded_seeds)
     library = apply_library(run_config["library"])  # read back here, where the model trains
     env = environment_record()
     split = load_split(run_config["dataset"], seeds["split"])
-    result, determinism_warnings = train_with_warnings(run_config, seeds, split)
+    try:
+        result, determinism_warnings = train_with_warnings(run_config, seeds, split, checkpoints, resume)
+    except Interrupted as stop:
+        log.info("%s stopped itself after epoch %d (interrupt_after_epoch): a fresh process resumes it",
+                 run_config["run_key"], stop.epoch)
+        return resume_in_fresh_process({"run_config": run_config, "seeds_path": str(seeds_path),
+                                        "model_path": str(model_path), "train_json_path": str(train_json_path),
+                                        "workflow_dir": str(workflow_dir) if workflow_dir else None, "kind": kind})
     state = result.model.state_dict()
     write_atomically(model_path, lambda partial: torch.save(state, partial))
     hashes = {
@@ -110,6 +157,9 @@ def run_train(run_config: dict, seeds_path, model_path, train_json_path,
         "expect_rerun_bitwise": expect_rerun_bitwise(run_config, result.rng),
         "rng": result.rng,  # phase -> global generators drawn from (per epoch: in "epochs")
         "worker_duplicates": result.worker_duplicates,
+        "resumed_from_epoch": result.resumed_from_epoch,
+        # written, seconds, bytes (the last one), unrestored and unregistered pieces
+        "checkpoints": result.checkpointing,
         "ulp_nudge": result.ulp_nudge,
         "determinism_warnings": determinism_warnings,
         "task": split.task,
@@ -131,6 +181,12 @@ def run_train(run_config: dict, seeds_path, model_path, train_json_path,
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
     }
     record = write_sealed(train_json_path, record)
+    checkpoints.retire()
     log.info("trained %s in %.2f s (%s process): weights %s", run_config["run_key"], result.train_seconds,
              record["executor"], hashes["weights"][:12])
     return record
+
+
+if __name__ == "__main__":  # an interrupted run's second process (resume_in_fresh_process)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    run_train(**json.loads(sys.argv[1]))

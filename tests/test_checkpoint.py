@@ -1,0 +1,100 @@
+"""The pieces of a checkpoint: every kind of generator and state survives a round trip
+through a file loaded with weights_only=True, equal and different states are told
+apart, and a fit that misuses run.resumable gets a clear error."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from reprogrid import checkpoint
+from reprogrid.config import ConfigError, check_config
+from reprogrid.data import load_split
+from reprogrid.fit import FitError, Run
+
+GENERATORS = {
+    "python": lambda: random.Random(3),
+    "numpy": lambda: np.random.default_rng(3),
+    "numpy_legacy": lambda: np.random.RandomState(3),
+    "torch": lambda: torch.Generator().manual_seed(3),
+}
+
+
+def draw(generator) -> float:
+    if isinstance(generator, torch.Generator):
+        return float(torch.rand(1, generator=generator))
+    return float(generator.random() if not isinstance(generator, np.random.RandomState) else generator.rand())
+
+
+@pytest.mark.parametrize("kind", GENERATORS)
+def test_a_generator_state_survives_a_weights_only_file_and_continues_the_stream(kind, tmp_path):
+    original = GENERATORS[kind]()
+    draw(original)
+    torch.save({"state": checkpoint.generator_state(original)}, tmp_path / "c.pt")
+    restored = GENERATORS[kind]()  # a fresh one, at its start
+    checkpoint.set_generator_state(restored, torch.load(tmp_path / "c.pt", weights_only=True)["state"])
+    assert [draw(restored) for _ in range(3)] == [draw(original) for _ in range(3)]
+
+
+def test_the_global_generators_are_captured_and_restored():
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    saved = checkpoint.global_states(cuda=False)
+    expected = (random.random(), np.random.random(), float(torch.rand(1)))
+    random.seed(2), np.random.seed(2), torch.manual_seed(2)
+    for name, state in saved.items():
+        checkpoint.restore_global(name, state)
+    assert (random.random(), np.random.random(), float(torch.rand(1))) == expected
+
+
+def test_states_that_differ_are_named_with_where_they_first_differ():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1, momentum=0.9)
+    before = {"optimizer": optimizer.state_dict(), "model": {"w": torch.zeros(2)}}
+    import copy
+
+    after = copy.deepcopy(before)
+    after["optimizer"]["param_groups"][0]["lr"] = 0.05
+    assert checkpoint.differing(before, copy.deepcopy(before)) == []
+    assert checkpoint.differing(before, after) == ["optimizer"]
+    assert checkpoint.first_difference(before["optimizer"], after["optimizer"]) == "['param_groups'][0]['lr']"
+    assert checkpoint.differing(before, {"model": before["model"]}) == ["optimizer"]  # missing counts
+
+
+def test_generators_a_loop_holds_are_found_by_their_path():
+    class Augment:
+        def __init__(self):
+            self.rng = np.random.default_rng(0)
+
+    known = torch.Generator()
+    found = checkpoint.reachable_generators(
+        {"jitter": random.Random(1), "pipeline": [Augment()], "known": known, "count": 3}, {id(known)})
+    assert sorted(found) == ["jitter", "pipeline[0].rng"]
+
+
+def tiny_run(tmp_path=None):
+    config = {"run_key": "s/l/r1", "library": {"device": "cpu", "dtype": "float32", "num_workers": 0,
+                                               "seed_workers": True, "seed_python_random": True,
+                                               "seed_numpy_global": True, "interrupt_after_epoch": None},
+              "model": {"name": "mlp", "hidden": [4], "dropout": 0.0},
+              "seed_modes": {"ulp": "off"}, "training": {"epochs": 3}}
+    seeds = dict.fromkeys(["split", "init", "order", "dropout", "augment", "sampling", "ulp"], 1)
+    return Run(config, seeds, load_split({"name": "digits", "test_fraction": 0.2}, 1))
+
+
+def test_resumable_refuses_what_it_cannot_checkpoint_and_a_second_call():
+    run = tiny_run()
+    model = run.model()
+    with pytest.raises(FitError, match=r"run.resumable\(data=...\): a list has no state_dict"):
+        run.resumable(model=model, data=[1, 2])
+    run = tiny_run()
+    assert run.resumable(model=run.model()) == 1  # nothing to resume from: the first epoch
+    with pytest.raises(FitError, match="called twice"):
+        run.resumable(model=model)
+
+
+def test_an_interrupt_at_or_after_the_last_epoch_is_refused_by_key():
+    config = {"training": {"epochs": 4}, "seed_settings": {"s": {}},
+              "library_configs": {"late": {"interrupt_after_epoch": 4}}}
+    with pytest.raises(ConfigError, match=r"library_configs.late.interrupt_after_epoch: 4 is not before the last "
+                                          r"epoch \(training.epochs is 4\)"):
+        check_config(config)
