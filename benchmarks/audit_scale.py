@@ -46,7 +46,7 @@ def fill(uri: str, experiment_id: str, keys: list[tuple[str, str, int]]) -> None
         params |= {f"lib.knob{i}": i for i in range(12)} | {"dataset.name": "digits", "dataset.test_fraction": 0.2}
         run_id = tracking.create_run(client, experiment_id, key, tags, tracking.now_ms())
         tracking.log_batch(client, run_id, params=params, metrics={"test_accuracy": 0.9, "train_seconds": 0.3},
-                           series={"train_loss": [1.0 / e for e in range(1, 16)]})
+                           series={"train_loss": {e: 1.0 / e for e in range(1, 16)}})
         if key.startswith("s0/l0/"):  # the audit fetches fingerprints for the odd run only
             epochs = [{"epoch": e, "weights": f"e{e}-{variant if e > 3 else 'same'}"} for e in range(1, 16)]
             tracking.log_artifacts(client, run_id, {"train.json": {"epochs": epochs}})

@@ -28,6 +28,8 @@ resumed keeps the one it resumed from as `resumed_from.pt` / `resumed_from.json`
 
 from __future__ import annotations
 
+import hashlib
+import io
 import random
 import shutil
 import types
@@ -51,7 +53,29 @@ PIECE_WORDS = {
 
 
 def is_generator(value) -> bool:
-    return isinstance(value, GENERATOR_TYPES)
+    """A generator with a state to keep (random.SystemRandom reads the OS: it has none)."""
+    return isinstance(value, GENERATOR_TYPES) and not isinstance(value, random.SystemRandom)
+
+
+def _plain(value):
+    """NumPy arrays inside a state (MT19937's key, Philox's counter) as tensors of their
+    bits, which weights_only loading accepts."""
+    if isinstance(value, np.ndarray):
+        return {"ndarray": torch.from_numpy(value.view(np.int64) if value.dtype.itemsize == 8
+                                            else value.astype(np.int64)), "dtype": value.dtype.str}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _numpy(value):
+    if isinstance(value, dict) and set(value) == {"ndarray", "dtype"}:
+        array = value["ndarray"].numpy()
+        dtype = np.dtype(value["dtype"])
+        return array.view(dtype) if dtype.itemsize == 8 else array.astype(dtype)
+    if isinstance(value, dict):
+        return {k: _numpy(v) for k, v in value.items()}
+    return value
 
 
 def generator_state(generator) -> dict:
@@ -59,9 +83,9 @@ def generator_state(generator) -> dict:
     if isinstance(generator, torch.Generator):
         return {"kind": "torch", "state": generator.get_state()}
     if isinstance(generator, np.random.Generator):
-        return {"kind": "numpy", "state": generator.bit_generator.state}
+        return {"kind": "numpy", "state": _plain(generator.bit_generator.state)}
     if isinstance(generator, np.random.RandomState):
-        return {"kind": "numpy_legacy", "state": _legacy_numpy_state(generator.get_state(legacy=False))}
+        return {"kind": "numpy_legacy", "state": _plain(generator.get_state(legacy=False))}
     version, internal, gauss = generator.getstate()
     return {"kind": "python", "version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss}
 
@@ -70,24 +94,17 @@ def set_generator_state(generator, state: dict) -> None:
     if isinstance(generator, torch.Generator):
         generator.set_state(state["state"])
     elif isinstance(generator, np.random.Generator):
-        generator.bit_generator.state = state["state"]
+        generator.bit_generator.state = _numpy(state["state"])
     elif isinstance(generator, np.random.RandomState):
-        legacy = state["state"]
-        generator.set_state({**legacy, "state": {"key": legacy["state"]["key"].numpy().astype(np.uint32),
-                                                  "pos": legacy["state"]["pos"]}})
+        generator.set_state(_numpy(state["state"]))
     else:
         generator.setstate((state["version"], tuple(state["state"].tolist()), state["gauss"]))
-
-
-def _legacy_numpy_state(state: dict) -> dict:
-    return {**state, "state": {"key": torch.from_numpy(state["state"]["key"].astype(np.int64)),
-                               "pos": state["state"]["pos"]}}
 
 
 def global_states(cuda: bool) -> dict:
     """The global generators' states: Python's, NumPy's, torch's, and CUDA's for a run on CUDA."""
     states = {"global.python": generator_state(random._inst),  # noqa: SLF001 - the module's own instance
-              "global.numpy": {"kind": "numpy_legacy", "state": _legacy_numpy_state(np.random.get_state(legacy=False))},
+              "global.numpy": generator_state(np.random.mtrand._rand),  # noqa: SLF001 - what np.random.* use
               "global.torch": {"kind": "torch", "state": torch.get_rng_state()}}
     if cuda:
         states["global.cuda"] = {"kind": "cuda", "state": torch.cuda.get_rng_state_all()}
@@ -203,6 +220,8 @@ class CheckpointFiles:
 
     def __init__(self, directory: str | Path, identity):
         self.directory, self._identity_of, self._identity = Path(directory), identity, None
+        self._current: str | None = None  # the checkpoint file the index names now
+        self.extra: dict = {}  # what the step adds to every checkpoint (the data's hash, the processes)
 
     @property
     def identity(self) -> dict:
@@ -213,14 +232,19 @@ class CheckpointFiles:
     def write(self, epoch: int, payload: dict) -> int:
         """Write the checkpoint of `epoch`; its size in bytes."""
         path = self.directory / f"checkpoint-e{epoch}.pt"
-        write_atomically(path, lambda partial: torch.save(payload, partial))
+        buffer = io.BytesIO()
+        torch.save(payload | self.extra, buffer)
+        content = buffer.getvalue()  # hashed as written: no second read of the file
+        write_atomically(path, lambda partial: partial.write_bytes(content))
         index = self.directory / INDEX
-        previous = self._index_or_none(index)
-        write_sealed(index, {"epoch": epoch, "file": path.name, "sha256": file_digest(path),
+        if self._current is None:  # the first write of this process: an earlier attempt's file
+            self._current = (self._index_or_none(index) or {}).get("file")
+        write_sealed(index, {"epoch": epoch, "file": path.name, "sha256": hashlib.sha256(content).hexdigest(),
                              "identity": self.identity})
-        if previous and previous["file"] != path.name:
-            (self.directory / previous["file"]).unlink(missing_ok=True)
-        return path.stat().st_size
+        if self._current and self._current != path.name:
+            (self.directory / self._current).unlink(missing_ok=True)
+        self._current = path.name
+        return len(content)
 
     def latest(self) -> tuple[dict | None, str]:
         """(payload, why): the latest checkpoint of this very run, or None and the reason
@@ -238,19 +262,23 @@ class CheckpointFiles:
         path = self.directory / record["file"]
         if not path.exists() or file_digest(path) != record["sha256"]:
             return None, f"checkpoint ignored: {path} is missing or not what {index} recorded"
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - any unreadable checkpoint is one not to resume from
+            return None, f"checkpoint ignored: {path} cannot be loaded ({type(error).__name__}: {error})"
         kept = self.directory / f"{RESUMED_FROM}.pt"
         write_atomically(kept, lambda partial: shutil.copyfile(path, partial))
         write_sealed(self.directory / f"{RESUMED_FROM}.json", {**record, "file": kept.name})
         return payload, f"resumed from the checkpoint of epoch {record['epoch']}"
 
     def retire(self) -> None:
-        """The run is trained: its checkpoint is no longer a place to resume from (the one
-        it resumed from, if any, stays as resumed_from.*)."""
-        record = self._index_or_none(self.directory / INDEX)
-        if record is not None:
-            (self.directory / record["file"]).unlink(missing_ok=True)
+        """The run is trained: its checkpoints are no longer a place to resume from (the
+        one it resumed from, if any, stays as resumed_from.*). The index goes first, so a
+        kill half-way leaves no index naming a missing file; then every checkpoint file,
+        an earlier killed attempt's and half-written ones too."""
         (self.directory / INDEX).unlink(missing_ok=True)
+        for leftover in [*self.directory.glob("checkpoint-e*.pt"), *self.directory.glob("checkpoint*.partial.*")]:
+            leftover.unlink(missing_ok=True)
 
     def forget_resume_point(self) -> None:
         """A run trained from its first epoch: a resumed_from.* of an earlier attempt is stale."""

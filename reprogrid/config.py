@@ -49,7 +49,6 @@ _SOURCE_SCHEMAS = {name: _resolved(SCHEMA, node) for name, node in
 SOURCES = tuple(_SOURCE_SCHEMAS)
 SOURCE_MODES = {source: tuple(node["enum"]) for source, node in _SOURCE_SCHEMAS.items()}
 DEFAULT_MODES = {source: node["default"] for source, node in _SOURCE_SCHEMAS.items()}
-TRAINING_DEFAULTS_EPOCHS = _PROPERTIES["training"]["properties"]["epochs"]["default"]
 LIBRARY_DEFAULTS: dict[str, Any] = {
     knob: node["default"] for knob, node in _PROPERTIES["library_configs"]["additionalProperties"]["properties"].items()
 }
@@ -153,7 +152,7 @@ def check_config(config: dict) -> None:
     reference = config.get("reference_libconf")
     if reference is not None and reference not in config["library_configs"]:
         raise ConfigError("reference_libconf", f"unknown library configuration {reference!r}")
-    epochs = (config.get("training") or {}).get("epochs", TRAINING_DEFAULTS_EPOCHS)
+    epochs = (config.get("training") or {}).get("epochs", TRAINING_DEFAULTS["epochs"])
     for name, knobs in config["library_configs"].items():
         interrupt = (knobs or {}).get("interrupt_after_epoch")
         if interrupt is not None and interrupt >= epochs:
@@ -206,7 +205,10 @@ def seed_modes(config: dict, setting: str) -> dict[str, str]:
 
 
 def library_knobs(config: dict, libconf: str) -> dict[str, Any]:
-    return {**LIBRARY_DEFAULTS, **(config["library_configs"][libconf] or {})}
+    knobs = {**LIBRARY_DEFAULTS, **(config["library_configs"][libconf] or {})}
+    if knobs["interrupt_after_epoch"] is None:  # left out when off: older runs keep their config hash
+        del knobs["interrupt_after_epoch"]
+    return knobs
 
 
 def _resolve_section(section: dict, defaults_by_kind: dict, kind_key: str) -> dict:
@@ -255,6 +257,8 @@ def _resolve_training(training: dict) -> dict:
     if schedule != "none":
         resolved["lr_schedule"] = schedule
         resolved |= {k: training.get(k, v) for k, v in SCHEDULE_DEFAULTS[schedule].items()}
+    if training.get("checkpoint_every", 1) != 1:
+        resolved["checkpoint_every"] = training["checkpoint_every"]
     if "factory" in training:  # the user's own loop
         resolved |= {"factory": training["factory"], "kwargs": training.get("kwargs", {})}
     return resolved

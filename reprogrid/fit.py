@@ -77,10 +77,10 @@ class _WatchedLoader:
         self.loader, self.run = loader, run
 
     def __iter__(self):
-        caller = sys._getframe(0).f_back  # noqa: SLF001 - the loop iterating: the fit's frame
-        for index, batch in enumerate(self.loader):
-            if index == 0 and RESUME_CHECK is not None:
-                RESUME_CHECK.on_epoch_start(self.run, len(self.run.epochs) + 1, caller)
+        if RESUME_CHECK is not None:  # before the epoch's iterator draws its order and worker seeds
+            caller = sys._getframe(0).f_back  # noqa: SLF001 - the loop iterating: the fit's frame
+            RESUME_CHECK.on_epoch_start(self.run, len(self.run.epochs) + 1, caller)
+        for batch in self.loader:
             if PROBE is not None:
                 PROBE.on_batch(batch)
             yield batch
@@ -116,6 +116,9 @@ class Run:
         self._handed_out: dict[str, object] = {}  # every generator run gave out, by name
         self._state: dict[str, object] | None = None  # what run.resumable was given
         self.resumed_from_epoch: int | None = None
+        self.seconds_before = 0.0  # training time of the processes before a resume
+        self._started = time.perf_counter()
+        self._persistent_workers = False
         self.checkpointing = {"written": 0, "seconds": 0.0, "bytes": 0, "unrestored": [], "unregistered": []}
         randomness.seed_init(seeds)
         self._since = rngtrace.snapshot()
@@ -135,6 +138,9 @@ class Run:
 
     def _hand_out(self, name: str, generator):
         """Keep every generator given out, by name, for the checkpoints."""
+        if self._state is not None:
+            raise FitError(f"run gave out a generator ({name}) after run.resumable; a resumed run could not restore "
+                           "it: build loaders and generators before calling run.resumable")
         if generator is not None:
             unique, count = name, 1
             while unique in self._handed_out:
@@ -189,6 +195,7 @@ class Run:
             # workers start afresh each epoch, seeded from the loader's generator: at an
             # epoch's end nothing of theirs is left to checkpoint
             kwargs.setdefault("persistent_workers", False)
+            self._persistent_workers |= bool(kwargs["persistent_workers"])
         order = self._hand_out("loader.order", randomness.order_generator(self._seeds)) if shuffle else None
         sampler = RandomSampler(dataset, generator=order) if shuffle else None
         loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
@@ -218,6 +225,10 @@ class Run:
             raise FitError("run.resumable was called twice; call it once, before the epoch loop")
         if self.epochs:
             raise FitError("run.resumable was called after run.epoch_end; call it before the epoch loop")
+        if self._persistent_workers:
+            raise FitError("run.resumable with a loader of persistent workers: their generators live on from epoch "
+                           "to epoch where no checkpoint can reach them; leave persistent_workers off")
+        self._start_training()  # the training streams first, then what a checkpoint restores
         for name, value in state.items():
             if value is not None and not checkpoint.checkpointable(value):
                 raise FitError(f"run.resumable({name}=...): a {type(value).__name__} has no state_dict() and "
@@ -266,6 +277,7 @@ class Run:
         self.epochs, self.init_weights = record["epochs"], record["init_weights"]
         self.ulp_nudge, self.rng = record["ulp_nudge"], record["rng"]
         self.resumed_from_epoch = resume["epoch"]
+        self.seconds_before = resume.get("train_seconds", 0.0)
         # read back: every piece must now be what the checkpoint holds
         saved = {k: v for k, v in pieces.items() if not k.startswith("unregistered.")}
         self.checkpointing["unrestored"] = checkpoint.differing(saved, self.pieces())
@@ -299,7 +311,8 @@ class Run:
                             "cannot continue it", self.config["training"].get("factory", "fit"), name)
             self.checkpointing["unregistered"] = sorted(set(self.checkpointing["unregistered"]) | set(unregistered))
             self.checkpointing["bytes"] = self._checkpoints.write(
-                epoch, {"epoch": epoch, "seeds": self._seeds, "pieces": pieces})
+                epoch, {"epoch": epoch, "seeds": self._seeds, "pieces": pieces,
+                        "train_seconds": self.seconds_before + time.perf_counter() - self._started})
             self.checkpointing["written"] += 1
             self.checkpointing["seconds"] += time.perf_counter() - started
         if interrupt == epoch:
@@ -339,6 +352,11 @@ class Run:
         if not self.epochs:
             raise FitError(f"{self.config['training'].get('factory', 'fit')} never called run.epoch_end; call it "
                            "once per epoch so that every epoch's weights are recorded")
+        interrupt = self._library.get("interrupt_after_epoch")
+        if self._checkpoints is not None and interrupt and self.resumed_from_epoch is None:
+            raise FitError(f"the library configuration interrupts after epoch {interrupt}, but the fit trained "
+                           f"{len(self.epochs)} epochs: the run was never interrupted, so its resume is untested "
+                           "(set interrupt_after_epoch below the epochs the fit trains)")
         if self._worker_reports is not None:
             starts, deadline = [], time.monotonic() + 2  # reports are in flight from worker start
             while time.monotonic() < deadline:

@@ -404,9 +404,9 @@ same library configuration (Summers &amp; Dinneen, ICML 2021): a ratio of 1 mean
 makes runs as different as all sources together. "implementation" rows set the deterministic control
 under a library configuration against the same seeds under the reference configuration
 ({_e(comparison.reference_libconf)}), replicate by replicate: their SD is the one those paired
-differences imply (√(mean d² / 2)), their disagreement that of the pairs. Intervals: F for an SD
-ratio; a bootstrap over runs for the others, from {stats.BOOTSTRAP_MIN_RUNS} runs a cell (below that
-it undercovers, so the ratio alone is given).</p>
+differences imply (√(mean d² / 2)), their disagreement that of the pairs. Intervals: F for a
+source's SD ratio; a bootstrap over runs (or replicate pairs) for the others, from
+{stats.BOOTSTRAP_MIN_RUNS} runs a cell (below that it undercovers, so the ratio alone is given).</p>
 {attribution_table}
 <figure>{_image(figures["attribution"], "attribution chart")}
 <figcaption>Accuracy SD and pairwise disagreement of each single-source cell, relative to the

@@ -2,14 +2,14 @@
 the same seeds uninterrupted, name the state the resume did not restore.
 
 The two runs' fingerprints say where they part. If that is after the epoch k the run
-resumed from, both are re-executed in fresh processes up to the first batch of epoch
-k + 1, the reference from its start and the resumed run from the checkpoint it resumed
-from, and everything a checkpoint holds is compared there, piece by piece
-(reprogrid.checkpoint): model, optimizer, schedule, every generator the fit holds or
-`run` handed out, the global ones. One piece that differs is the answer. Several: each
-is restored from the reference in turn, in a fresh resumed process, until the resumed
-epoch k + 1 ends as the reference's does. None: the difference lies outside what a
-checkpoint can see.
+resumed from, both are re-executed in fresh processes up to the start of epoch k + 1
+(as its run.loader begins), the reference from its start and the resumed run from the
+checkpoint it resumed from, and everything a checkpoint holds is compared there, piece
+by piece (reprogrid.checkpoint): model, optimizer, schedule, every generator the fit
+holds or `run` handed out, the global ones. Then each piece that differs is restored
+from the reference in turn, in a fresh resumed process, until the resumed run ends the
+epoch where the two parted as the reference does: that piece is the answer. None
+differs: the difference lies outside what a checkpoint can see.
 
 Runs are named by key (`setting/libconf/rN`, under ./results/runs) or by MLflow run id.
 Exit 0: the runs do not part; 1: a finding; 2: it could not be attempted.
@@ -56,6 +56,7 @@ def check(resumed: str, reference: str, tracking_uri: str) -> dict:
     checkpoint = a_dir / "resumed_from.pt"
     if not checkpoint.exists():
         raise ResumeCheckError(f"{checkpoint} is missing: the checkpoint {resumed} resumed from is needed")
+    _same_run(a, b, resumed, reference)
     fingerprints = [[e["weights"] for e in r["train"]["epochs"]] for r in (a, b)]
     epoch = first_divergent_epoch(a["train"]["hashes"]["init_weights"], fingerprints[0],
                                   b["train"]["hashes"]["init_weights"], fingerprints[1])
@@ -78,15 +79,28 @@ def check(resumed: str, reference: str, tracking_uri: str) -> dict:
         pieces = [p for p in differing(resumed_pieces, reference_pieces) if p != "record"]
         found["pieces"] = pieces
         found["where"] = {p: first_difference(resumed_pieces.get(p), reference_pieces.get(p)) for p in pieces}
-        culprit = pieces[0] if len(pieces) == 1 else None
-        for piece in pieces if len(pieces) > 1 else []:  # restore each from the reference in turn
-            ended = _child(a, {"mode": "end", "epoch": start, "checkpoint": str(checkpoint),
+        culprit = None
+        for piece in pieces:  # restore each from the reference in turn, to the epoch where they part
+            ended = _child(a, {"mode": "end", "epoch": epoch, "checkpoint": str(checkpoint),
                                "override": str(reference_state), "piece": piece}, scratch / f"trial-{piece}.json")
-            if json.loads(ended.read_text())["weights"] == fingerprints[1][start - 1]:
+            if json.loads(ended.read_text())["weights"] == fingerprints[1][epoch - 1]:
                 culprit = piece
                 break
     found["culprit"] = culprit
     return found | {"detail": _sentence(culprit, pieces, found.get("where", {}), k, epoch)}
+
+
+def _same_run(a: dict, b: dict, resumed: str, reference: str) -> None:
+    """REFERENCE must be RESUMED's run uninterrupted: the same seeds and run config but
+    for the run's name and the interrupt."""
+    def essence(record: dict) -> dict:
+        config = {k: v for k, v in record["run_config"].items() if k not in ("run_key", "libconf", "library")}
+        library = {k: v for k, v in record["run_config"]["library"].items() if k != "interrupt_after_epoch"}
+        return {"config": config, "library": library, "seeds": record["seeds"]}
+
+    different = [part for part, value in essence(a).items() if essence(b)[part] != value]
+    if different:
+        raise ResumeCheckError(f"{reference} is not {resumed} uninterrupted: another {' and '.join(different)}")
 
 
 def _sentence(culprit: str | None, pieces: list[str], where: dict, k: int, epoch: int) -> str:
@@ -101,7 +115,8 @@ def _sentence(culprit: str | None, pieces: list[str], where: dict, k: int, epoch
                 f"{HINTS.get(culprit, '')}")
     if pieces:
         return (f"at the start of epoch {k + 1} these differ from the uninterrupted run: "
-                f"{'; '.join(words(p) for p in pieces)}; no one of them alone explains the difference")
+                f"{'; '.join(words(p) for p in pieces)}; restoring no one of them alone from it removes the "
+                f"difference in epoch {epoch}")
     return (f"every piece a checkpoint holds is the same at the start of epoch {k + 1} as in the uninterrupted run, "
             f"yet the runs part in epoch {epoch}: the difference lies in state the checkpoint does not see (a "
             "generator kept where reprogrid does not look, a global of the fit's own) or in the implementation "

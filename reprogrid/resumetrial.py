@@ -53,6 +53,9 @@ class Trial:
         if self.mode == "end" and epoch == self.epoch:
             self.out.write_text(json.dumps({"weights": run.epochs[-1]["weights"]}))
             raise StopTrial
+        if self.mode == "capture" and epoch >= self.epoch:
+            raise RuntimeError(f"epoch {self.epoch} began without a run.loader: resume-check captures a run's state "
+                               "as an epoch's run.loader starts, so the fit must iterate one")
 
 
 def execute(request: dict, out: Path) -> None:

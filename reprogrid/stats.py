@@ -16,10 +16,12 @@ import numpy as np
 # enough resamples that an interval's ends move by less than the printed digits (two
 # decimals) when the bootstrap's seed changes (tests/test_stats.py holds this at 10 runs).
 # The resamples' spread shrinks as runs grow, so fewer are needed: this many at
-# BOOTSTRAP_MIN_RUNS runs, scaled down in proportion above (never below 2,000)
-BOOTSTRAP_SAMPLES = 400_000
+# BOOTSTRAP_MIN_RUNS runs in the smaller group, scaled down in proportion above (never
+# below 2,000), and fewer where a cell is so large that the work would not be bounded
+BOOTSTRAP_SAMPLES_AT_MIN_RUNS = 400_000
+BOOTSTRAP_WORK = 20_000_000_000  # resamples x runs² of the larger group, at most
 BOOTSTRAP_SEED = 20210  # fixed: a report must not change between two compares of the same runs
-BOOTSTRAP_CHUNK = 20_000
+BOOTSTRAP_CHUNK_ELEMENTS = 4_000_000  # resamples x runs drawn at once: bounded memory
 # below this many runs a percentile bootstrap undercovers badly (its ends rest on a handful
 # of distinct resamples): the estimate is given without an interval
 BOOTSTRAP_MIN_RUNS = 10
@@ -50,9 +52,9 @@ def std_interval(values, level: float = 0.95) -> tuple[float | None, float | Non
     return float(sd * np.sqrt(dof / chi2.ppf(1 - tail, dof))), float(sd * np.sqrt(dof / chi2.ppf(tail, dof)))
 
 
-def bootstrap_samples(runs: int, at_min_runs: int = BOOTSTRAP_SAMPLES) -> int:
-    """How many resamples keep an interval's ends stable to two decimals at this many runs,
-    given how many a statistic needs at BOOTSTRAP_MIN_RUNS runs."""
+def bootstrap_samples(runs: int, at_min_runs: int = BOOTSTRAP_SAMPLES_AT_MIN_RUNS) -> int:
+    """How many resamples keep an interval's ends stable to two decimals when the smaller
+    group has this many runs, given how many a statistic needs at BOOTSTRAP_MIN_RUNS."""
     return max(2_000, at_min_runs * BOOTSTRAP_MIN_RUNS // max(runs, 1))
 
 
@@ -74,11 +76,14 @@ def bootstrap_ratio(statistic_a, runs_a: int, statistic_b, runs_b: int, level: f
     point = float(statistic_a(np.arange(runs_a)[None])[0]) / point_b
     if min(runs_a, runs_b) < BOOTSTRAP_MIN_RUNS:
         return point, None, None
-    samples = samples or bootstrap_samples(max(runs_a, runs_b))
+    largest = max(runs_a, runs_b)
+    samples = samples or min(bootstrap_samples(min(runs_a, runs_b)),
+                             max(bootstrap_samples(largest), BOOTSTRAP_WORK // largest ** 2))
     rng = np.random.default_rng(seed)
     ratios = np.empty(samples)
-    for start in range(0, samples, BOOTSTRAP_CHUNK):  # bounded memory on big cells
-        size = min(BOOTSTRAP_CHUNK, samples - start)
+    chunk = max(1, BOOTSTRAP_CHUNK_ELEMENTS // largest)
+    for start in range(0, samples, chunk):  # bounded memory on big cells
+        size = min(chunk, samples - start)
         b = statistic_b(rng.integers(0, runs_b, (size, runs_b)))
         a = statistic_a(rng.integers(0, runs_a, (size, runs_a)))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -107,15 +112,17 @@ def ratio_interval(numerator, denominator, level: float = 0.95):
 
 def mean_pairwise(matrix: np.ndarray):
     """A statistic for `bootstrap_ratio`: per resample (a row of run indices), the mean of a
-    symmetric pairwise matrix (e.g. disagreement) over the pairs of resampled runs that are
-    distinct runs (0 where there are none)."""
+    symmetric pairwise matrix with a zero diagonal (e.g. disagreement) over the pairs of
+    resampled runs that are distinct runs (0 where there are none). From the resample's
+    counts c: c·M·c / (n² - Σc²), in memory of resamples x runs."""
     def statistic(indices: np.ndarray) -> np.ndarray:
-        i, j = pairs(indices.shape[1])
-        first, second = indices[:, i], indices[:, j]
-        distinct = first != second
-        total = np.where(distinct, matrix[first, second], 0.0).sum(axis=1)
-        counts = distinct.sum(axis=1)
-        return np.divide(total, counts, out=np.zeros(len(indices)), where=counts > 0)
+        rows, n = indices.shape
+        runs = len(matrix)
+        counts = np.bincount((indices + runs * np.arange(rows)[:, None]).ravel(),
+                             minlength=rows * runs).reshape(rows, runs).astype(np.float64)
+        pairs_total = np.einsum("sj,sj->s", counts @ matrix, counts)
+        distinct = n * n - (counts ** 2).sum(axis=1)
+        return np.divide(pairs_total, distinct, out=np.zeros(rows), where=distinct > 0)
 
     return statistic
 

@@ -167,7 +167,9 @@ def train_model(run_config: dict, seeds: dict, split: Split, checkpoints=None, r
             raise
         raise FitError(f"{training['factory']} raised {type(error).__name__}: {error}") from error
     run.finish(trained)
-    return TrainResult(trained, run.init_weights or "unrecorded", run.epochs, time.perf_counter() - started,
+    # a resumed run's time includes its earlier processes' (up to the checkpoint)
+    return TrainResult(trained, run.init_weights or "unrecorded", run.epochs,
+                       run.seconds_before + time.perf_counter() - started,
                        run.ulp_nudge, run.rng | {"train": rngtrace.union(e["rng"] for e in run.epochs)},
                        run.worker_duplicates, run.resumed_from_epoch, run.checkpointing)
 

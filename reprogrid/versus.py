@@ -24,6 +24,7 @@ SEED = 20211  # fixed: the same runs give the same table
 # resamples at ten runs a cell (fewer above, stats.bootstrap_samples): the probability's
 # bootstrap spread is narrower than a ratio's, so fewer keep its ends to two decimals
 SAMPLES_AT_MIN_RUNS = 100_000
+RESAMPLED_ELEMENTS = 40_000_000
 MEANINGFUL = 0.75
 # below this many runs per cell a bootstrap of the runs undercovers: no interval, no verdict
 MIN_RUNS = stats.BOOTSTRAP_MIN_RUNS
@@ -51,7 +52,9 @@ def probability_of_improvement(a, b, paired: bool = False, lower_is_better: bool
         point = float(wins.mean())
     if min(len(a), len(b)) < MIN_RUNS:
         return point, None, None
-    samples = stats.bootstrap_samples(max(len(a), len(b)), SAMPLES_AT_MIN_RUNS)
+    largest = max(len(a), len(b))  # the resample counts are samples x runs: bounded memory
+    samples = min(stats.bootstrap_samples(min(len(a), len(b)), SAMPLES_AT_MIN_RUNS),
+                  max(stats.bootstrap_samples(largest, SAMPLES_AT_MIN_RUNS), RESAMPLED_ELEMENTS // largest))
     counts_a, counts_b = _resample_counts(len(a), len(b), samples, seed)
     if paired:  # replicate pairs resampled together: counts of each pair
         estimates = counts_a @ wins / len(a)
@@ -61,7 +64,7 @@ def probability_of_improvement(a, b, paired: bool = False, lower_is_better: bool
     return point, float(low), float(high)
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=4)
 def _resample_counts(runs_a: int, runs_b: int, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """How often each run is drawn in each resample of A's and of B's runs. Every pair of
     cells of the same sizes gets the same resamples (the seed is fixed): drawn once."""

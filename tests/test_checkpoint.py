@@ -2,6 +2,7 @@
 through a file loaded with weights_only=True, equal and different states are told
 apart, and a fit that misuses run.resumable gets a clear error."""
 
+import hashlib
 import random
 
 import numpy as np
@@ -12,10 +13,13 @@ from reprogrid import checkpoint
 from reprogrid.config import ConfigError, check_config
 from reprogrid.data import load_split
 from reprogrid.fit import FitError, Run
+from reprogrid.records import read_sealed, write_sealed
 
 GENERATORS = {
     "python": lambda: random.Random(3),
     "numpy": lambda: np.random.default_rng(3),
+    "numpy_mt19937": lambda: np.random.Generator(np.random.MT19937(3)),  # a state of arrays
+    "numpy_philox": lambda: np.random.Generator(np.random.Philox(3)),  # of uint64 arrays
     "numpy_legacy": lambda: np.random.RandomState(3),
     "torch": lambda: torch.Generator().manual_seed(3),
 }
@@ -71,14 +75,51 @@ def test_generators_a_loop_holds_are_found_by_their_path():
     assert sorted(found) == ["jitter", "pipeline[0].rng"]
 
 
-def tiny_run(tmp_path=None):
+def tiny_run(checkpoints=None, epochs: int = 3, every: int = 1):
     config = {"run_key": "s/l/r1", "library": {"device": "cpu", "dtype": "float32", "num_workers": 0,
                                                "seed_workers": True, "seed_python_random": True,
                                                "seed_numpy_global": True, "interrupt_after_epoch": None},
               "model": {"name": "mlp", "hidden": [4], "dropout": 0.0},
-              "seed_modes": {"ulp": "off"}, "training": {"epochs": 3}}
+              "seed_modes": {"ulp": "off"}, "training": {"epochs": epochs, "checkpoint_every": every}}
     seeds = dict.fromkeys(["split", "init", "order", "dropout", "augment", "sampling", "ulp"], 1)
-    return Run(config, seeds, load_split({"name": "digits", "test_fraction": 0.2}, 1))
+    return Run(config, seeds, load_split({"name": "digits", "test_fraction": 0.2}, 1), checkpoints)
+
+
+def test_a_generator_without_state_is_not_taken_for_one():
+    assert not checkpoint.is_generator(random.SystemRandom())
+    assert checkpoint.reachable_generators({"entropy": random.SystemRandom()}, set()) == {}
+
+
+@pytest.mark.parametrize("every, written", [(1, [1, 2, 3, 4]), (2, [2, 4]), (0, [])])
+def test_checkpoint_every_sets_which_epochs_are_checkpointed(every, written, tmp_path):
+    files = checkpoint.CheckpointFiles(tmp_path, lambda: {"run": "x"})
+    epochs_written = []
+    original = files.write
+    files.write = lambda epoch, payload: epochs_written.append(epoch) or original(epoch, payload)
+    run = tiny_run(files, epochs=5, every=every)
+    model = run.model()
+    run.resumable(model=model)
+    for epoch in range(1, 6):
+        run.epoch_end(model, epoch)
+    assert epochs_written == written and run.checkpointing["written"] == len(written)  # never the last: train.json
+
+
+def test_an_unreadable_checkpoint_is_ignored_with_the_reason(tmp_path):
+    files = checkpoint.CheckpointFiles(tmp_path, lambda: {"run": "x"})
+    files.write(1, {"epoch": 1})
+    (tmp_path / "checkpoint-e1.pt").write_bytes(b"not a checkpoint")
+    index = read_sealed(tmp_path / "checkpoint.json")  # sealed to match: only loading can tell
+    write_sealed(tmp_path / "checkpoint.json", {**index, "sha256": hashlib.sha256(b"not a checkpoint").hexdigest()})
+    payload, why = files.latest()
+    assert payload is None and why.startswith(f"checkpoint ignored: {tmp_path / 'checkpoint-e1.pt'} cannot be loaded")
+
+
+def test_what_run_gives_out_after_resumable_is_refused():
+    run = tiny_run()
+    model = run.model()
+    run.resumable(model=model)
+    with pytest.raises(FitError, match=r"after run.resumable; a resumed run could not restore it"):
+        run.torch_generator("dropout")
 
 
 def test_resumable_refuses_what_it_cannot_checkpoint_and_a_second_call():

@@ -158,3 +158,12 @@ def test_the_readme_instability_map_prose_holds_for_the_committed_map():
     text = " ".join(README.split())
     assert "Ratios above 1.1 (up to 3.1) all come with accuracy below 95 %" in text
     assert "`benchmarks/instability.py`, 816 runs, 8 replicates a point" in text
+
+
+def test_the_checkpoint_table_is_the_committed_measurement():
+    result = measured("checkpoint")
+    assert row(RESULTS, "medium run, 120 epochs")[1:] == [
+        f"{result['seconds_with_checkpoints']:.2f} s", f"{result['seconds_without']:.2f} s",
+        f"**{result['ratio']:.3f}**",
+        f"{result['checkpoint_seconds_inside']:.2f} s ({result['checkpoint_share_inside']:.1%}), "
+        f"{result['checkpoints_written']} checkpoints", f"{result['checkpoint_bytes'] / 1024:.0f} KiB"]

@@ -100,16 +100,15 @@ def test_a_training_killed_mid_epoch_resumes_from_its_checkpoint_and_ends_bitwis
                                stderr=subprocess.DEVNULL, start_new_session=True,
                                env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"})
     index = killed / "results" / "runs" / "every" / "t1" / "r1" / "checkpoint.json"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if index.exists() and read_json(index)["epoch"] >= 3:
-            time.sleep(0.05)  # into the next epoch
-            break
+    deadline, reached = time.monotonic() + 600, False
+    while time.monotonic() < deadline and process.poll() is None and not reached:
+        reached = index.exists() and read_json(index)["epoch"] >= 3
         time.sleep(0.01)
-    assert process.poll() is None, "the grid ended before it could be killed"
+    time.sleep(0.05)  # into the next epoch
+    trained = (index.parent / "train.json").exists()
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert not (index.parent / "train.json").exists()  # killed while training
+    assert reached and not trained, "the kill did not land while the run trained past its third epoch"
     done = run_snakemake(killed, "--cores", "1", "--rerun-incomplete", config=config)
     assert done.returncode == 0, done.stderr[-3000:]
     resumed, reference = (train_record(w, "every/t1/r1") for w in (killed, straight))
@@ -194,15 +193,63 @@ def fit(run, epochs):
 """
 
 
-def test_a_checkpoint_taken_before_the_schedule_steps_is_diagnosed(tmp_path):
-    package = user_package(tmp_path, "latepkg", "train", LATE_SCHEDULE)
+def own_loop_grid(workdir, name: str, source: str) -> None:
+    """One run of the loop in `source`, 3 epochs, straight and interrupted after epoch 1."""
+    package = user_package(workdir, name, "train", source)
     config = tiny_config(replicates=1, training={"factory": f"{package}.train:fit", "epochs": 3,
                                                  "kwargs": {"epochs": 3}},
                          seed_settings={"all_fixed": {}},
                          library_configs={"straight": {"threads": 1},
                                           "resumed": {"threads": 1, "interrupt_after_epoch": 1}})
-    assert run_snakemake(tmp_path, "--cores", "2", config=config).returncode == 0
+    done = run_snakemake(workdir, "--cores", "2", config=config)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_a_checkpoint_taken_before_the_schedule_steps_is_diagnosed(tmp_path):
+    own_loop_grid(tmp_path, "latepkg", LATE_SCHEDULE)
     check = reprogrid(tmp_path, "resume-check", "all_fixed/resumed/r1", "all_fixed/straight/r1")
     assert check.returncode == 1, check.stderr
     assert "the optimizer's state was not restored" in check.stdout and "['lr']" in check.stdout
     assert "is run.epoch_end called before scheduler.step()?" in check.stdout
+
+
+TWO_GENERATORS = """
+import random
+
+import torch
+from torch.nn import functional as F
+
+
+def fit(run, epochs):
+    model = run.model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    jitter = random.Random(run.seed("augment"))  # drawn every batch: it matters
+    warmup = random.Random(run.seed("augment") + 1)  # drawn in epoch 1 only: it does not
+    loader = run.loader(run.train_data, batch_size=64)
+    for epoch in range(run.resumable(model=model, optimizer=optimizer), epochs + 1):
+        for inputs, labels in loader:
+            scale = 1.0 + 0.2 * (jitter.random() - 0.5) + (0.0 * warmup.random() if epoch == 1 else 0.0)
+            optimizer.zero_grad()
+            F.cross_entropy(model(inputs * scale), labels).backward()
+            optimizer.step()
+        run.epoch_end(model, epoch)
+    return model
+"""
+
+
+def test_of_two_forgotten_generators_the_one_that_matters_is_named(tmp_path):
+    """Both differ when the resumed epoch starts; restoring each from the reference in
+    turn (in a fresh resumed process) shows which one makes the runs part."""
+    own_loop_grid(tmp_path, "twopkg", TWO_GENERATORS)
+    assert train_record(tmp_path, "all_fixed/resumed/r1")["checkpoints"]["unregistered"] == ["jitter", "warmup"]
+    check = reprogrid(tmp_path, "resume-check", "all_fixed/resumed/r1", "all_fixed/straight/r1", "--json", "f.json")
+    assert check.returncode == 1, check.stderr
+    found = json.loads((tmp_path / "f.json").read_text())
+    assert found["pieces"] == ["unregistered.jitter", "unregistered.warmup"]
+    assert found["culprit"] == "unregistered.jitter" and check.stdout.splitlines()[1].startswith("`jitter`")
+
+
+def test_resume_check_refuses_a_reference_that_is_another_run(resumed_grid):
+    check = reprogrid(resumed_grid, "resume-check", "every/w0_resumed/r1", "every/w0/r2")
+    assert check.returncode == 2
+    assert "every/w0/r2 is not every/w0_resumed/r1 uninterrupted: another config and seeds" in check.stderr

@@ -21,7 +21,7 @@ WRITER = textwrap.dedent("""
         run_id = tracking.create_run(client, experiment_id, "writer", {}, tracking.now_ms())
         tracking.log_dataset(client, run_id, name="same", features=features, targets=targets,
                              sha256="ab" * 32, source_path=None)
-        tracking.log_batch(client, run_id, params={"i": i}, series={"loss": [1.0, 0.5]})
+        tracking.log_batch(client, run_id, params={"i": i}, series={"loss": {1: 1.0, 2: 0.5}})
         tracking.finish_run(client, run_id)
 """)
 

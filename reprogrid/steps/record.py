@@ -73,8 +73,9 @@ def run_tags(train: dict, evaluation: dict) -> dict:
         tags["reprogrid.determinism_warnings"] = len(train["determinism_warnings"])
     if train.get("resumed_from_epoch") is not None:  # its training went on from a checkpoint
         tags["reprogrid.resumed_from_epoch"] = train["resumed_from_epoch"]
-    if (train.get("checkpoints") or {}).get("unregistered"):  # generators the fit kept out of its checkpoints
-        tags["reprogrid.checkpoint_unregistered"] = ",".join(train["checkpoints"]["unregistered"])
+    for problem in ("unregistered", "unrestored"):  # generators kept out of the checkpoints; pieces not restored
+        if (train.get("checkpoints") or {}).get(problem):
+            tags[f"reprogrid.checkpoint_{problem}"] = ",".join(train["checkpoints"][problem])
     if train["slurm_job_id"]:  # which cluster job trained it
         tags["reprogrid.slurm_job_id"] = train["slurm_job_id"]
     if train["data_file"]:  # the file as read, beside the hash of what it yielded

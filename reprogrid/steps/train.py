@@ -26,6 +26,8 @@ from reprogrid.seeds import draw_unseeded
 
 log = logging.getLogger("reprogrid")
 EXECUTOR_ENV = "REPROGRID_EXECUTOR"  # set by whatever started this process differently from a fresh one
+MUST_RESUME_ENV = "REPROGRID_MUST_RESUME"  # an interrupted run's second process: resume, or fail
+PARENT_ENV = "REPROGRID_PARENT_PID"  # ... and die with the process that holds the run's lock
 
 
 def executor() -> str:
@@ -69,10 +71,10 @@ def train_with_warnings(run_config: dict, seeds: dict, split, checkpoints=None, 
     return result, logged_warnings(caught)
 
 
-def run_identity(run_config: dict, recorded_seeds: dict, workflow_dir) -> dict:
+def run_identity(run_config: dict, recorded_seeds: dict, workflow_dir, env_hash: str) -> dict:
     """What a checkpoint must match to be resumed from: the run, its config, the seeds
-    its seeds.json fixed, and the code (the user's factories imported first, so that
-    their files count)."""
+    its seeds.json fixed, the machine and software, and the code (the user's factories
+    imported first, so that their files count). The data are checked once loaded."""
     from reprogrid import user
     from reprogrid.user import factory_source_files, factory_specs
 
@@ -80,13 +82,27 @@ def run_identity(run_config: dict, recorded_seeds: dict, workflow_dir) -> dict:
     for spec in specs:
         user.import_factory(spec, "factory")
     return {"run_key": run_config["run_key"], "config": config_digest(run_config), "seeds": recorded_seeds,
+            "env": env_hash,
             "code": code_digest(package_dir(), workflow_dir or default_workflow_dir(), factory_source_files(specs))}
 
 
+def release_memory() -> None:
+    """Give back what an interrupted training held before its successor starts."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
 def resume_in_fresh_process(arguments: dict) -> dict:
-    """Train the rest of an interrupted run in a new Python process (which resumes from
-    its checkpoint), relaying its log; the record it sealed."""
-    environment = {k: v for k, v in os.environ.items() if k != EXECUTOR_ENV} | {"REPROGRID_WARM_WORKERS": "0"}
+    """Train the rest of an interrupted run in a new Python process (which must resume
+    from its checkpoint, and dies with this one: the run's lock is this process's),
+    relaying its log; the record it sealed."""
+    environment = {k: v for k, v in os.environ.items() if k != EXECUTOR_ENV} | {
+        "REPROGRID_WARM_WORKERS": "0", MUST_RESUME_ENV: "1", PARENT_ENV: str(os.getpid())}
     done = subprocess.run([sys.executable, "-m", "reprogrid.steps.train", json.dumps(arguments)],
                           env=environment, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     for line in done.stderr.splitlines():
@@ -113,29 +129,42 @@ def run_train(run_config: dict, seeds_path, model_path, train_json_path,
     from reprogrid.user import factory_source_files, factory_specs
 
     start_ms = tracking.now_ms()
+    library = apply_library(run_config["library"])  # read back here, where the model trains; first
+    env = environment_record()
     recorded_seeds = read_json(seeds_path)["seeds"]
-    checkpoints = CheckpointFiles(Path(model_path).parent, lambda: run_identity(run_config, recorded_seeds, workflow_dir))
+    checkpoints = CheckpointFiles(Path(model_path).parent,
+                                  lambda: run_identity(run_config, recorded_seeds, workflow_dir, record_digest(env)))
     resume, why = checkpoints.latest()
-    log.info("%s: %s", run_config["run_key"], why)
-    if resume is None:
-        checkpoints.forget_resume_point()
     # a resumed run goes on with the seeds its first process drew for unseeded sources
     seeds = dict(resume["seeds"]) if resume else draw_unseeded(recorded_seeds)
-    library = apply_library(run_config["library"])  # read back here, where the model trains
-    env = environment_record()
     split = load_split(run_config["dataset"], seeds["split"])
+    data_hash = data_digest(split.x_train, split.y_train, split.x_test, split.y_test)
+    if resume is not None and resume.get("data") != data_hash:  # a data file edited since
+        resume, why = None, f"checkpoint of epoch {resume['epoch']} ignored: another data"
+    log.info("%s: %s", run_config["run_key"], why)
+    if resume is None:
+        if os.environ.get(MUST_RESUME_ENV):
+            raise RuntimeError(f"the process resuming {run_config['run_key']} found nothing to resume from: {why}")
+        checkpoints.forget_resume_point()
+    executors = [*(resume or {}).get("executors", []), executor()]
+    checkpoints.extra = {"data": data_hash, "executors": executors}
+    interrupted = None
     try:
         result, determinism_warnings = train_with_warnings(run_config, seeds, split, checkpoints, resume)
     except Interrupted as stop:
+        interrupted = stop.epoch
+    if interrupted is not None:  # out of the except block: the fit's frames, its model included, are freed
+        resume = split = None
+        release_memory()
         log.info("%s stopped itself after epoch %d (interrupt_after_epoch): a fresh process resumes it",
-                 run_config["run_key"], stop.epoch)
+                 run_config["run_key"], interrupted)
         return resume_in_fresh_process({"run_config": run_config, "seeds_path": str(seeds_path),
                                         "model_path": str(model_path), "train_json_path": str(train_json_path),
                                         "workflow_dir": str(workflow_dir) if workflow_dir else None, "kind": kind})
     state = result.model.state_dict()
     write_atomically(model_path, lambda partial: torch.save(state, partial))
     hashes = {
-        "data": data_digest(split.x_train, split.y_train, split.x_test, split.y_test),
+        "data": data_hash,
         # after training: every factory the run uses has been imported by now
         "code": code_digest(package_dir(), workflow_dir or default_workflow_dir(),
                             factory_source_files(factory_specs(run_config))),
@@ -176,7 +205,7 @@ def run_train(run_config: dict, seeds_path, model_path, train_json_path,
         "library_effective": library,
         "library_mismatch": mismatches(run_config["library"], library),
         "env": env,
-        "executor": executor(),
+        "executor": "+".join(executors),  # e.g. warm+fresh: a run interrupted and resumed
         "workdir": os.getcwd(),  # where relative data paths and own factories resolve
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
     }
@@ -187,6 +216,19 @@ def run_train(run_config: dict, seeds_path, model_path, train_json_path,
     return record
 
 
+def die_with_parent() -> None:
+    """Linux: be killed when the parent (which holds the run's lock) dies, however it dies;
+    so no second training of the run can outlive its lock."""
+    import ctypes
+    import signal
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != int(os.environ[PARENT_ENV]):  # it died before the line above
+        os._exit(1)
+
+
 if __name__ == "__main__":  # an interrupted run's second process (resume_in_fresh_process)
+    die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     run_train(**json.loads(sys.argv[1]))
