@@ -32,7 +32,9 @@ PAIRS = {"t1 vs t2": ("all_fixed/t1/r1", "all_fixed/t2/r1"),
 
 def commit() -> str:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
-    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "reprogrid", "benchmarks"], cwd=REPO).returncode
+    # the code measured, not the benchmark outputs run_all.sh writes before this step
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "reprogrid", "workflow", "scripts", "Snakefile",
+                            "benchmarks/*.py"], cwd=REPO).returncode
     return head.strip() + ("+changes" if dirty else "")
 
 

@@ -148,4 +148,4 @@ def test_a_very_large_grid_is_announced_with_what_planning_it_costs():
     assert cfg.scale_warning(tiny_config()) is None
     warning = cfg.scale_warning(tiny_config(replicates=10_000))  # 4 cells: 120,000 run jobs
     assert warning.startswith("this grid is 120,000 run jobs (4 cells x 10000 replicates x 3 steps)")
-    assert "expect about 101 s and 2.8 GB" in warning
+    assert "expect about 118 s and 2.8 GB" in warning
