@@ -139,6 +139,8 @@ def test_the_readme_instability_table_is_the_committed_run():
     assert row(README, "one-ULP")[4] == _ratio(ulp["disagreement_ratio"], ulp["disagreement_ratio_ci_low"],
                                                ulp["disagreement_ratio_ci_high"])
     assert summary["control"]["bitwise_reproducible"] == "true"
+    assert f"the ten nudged runs end with {summary['ulp']['distinct_weights']} distinct sets of weights" in \
+        " ".join(README.split())
 
 
 def test_the_readme_instability_map_prose_holds_for_the_committed_map():

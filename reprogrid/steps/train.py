@@ -10,6 +10,7 @@ actually used, hashes and per-epoch fingerprints.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -71,19 +72,24 @@ def train_with_warnings(run_config: dict, seeds: dict, split, checkpoints=None, 
     return result, logged_warnings(caught)
 
 
-def run_identity(run_config: dict, recorded_seeds: dict, workflow_dir, env_hash: str) -> dict:
-    """What a checkpoint must match to be resumed from: the run, its config, the seeds
-    its seeds.json fixed, the machine and software, and the code (the user's factories
-    imported first, so that their files count). The data are checked once loaded."""
+def run_code_digest(run_config: dict, workflow_dir) -> str:
+    """The code hash of a run: the package, the workflow, and the user's factories
+    (imported first, so that their files count)."""
     from reprogrid import user
     from reprogrid.user import factory_source_files, factory_specs
 
     specs = factory_specs(run_config)
     for spec in specs:
         user.import_factory(spec, "factory")
+    return code_digest(package_dir(), workflow_dir or default_workflow_dir(), factory_source_files(specs))
+
+
+def run_identity(run_config: dict, recorded_seeds: dict, env_hash: str, code_hash: str) -> dict:
+    """What a checkpoint must match to be resumed from: the run, its config, the seeds
+    its seeds.json fixed, the machine and software, and the code. The data are checked
+    once loaded."""
     return {"run_key": run_config["run_key"], "config": config_digest(run_config), "seeds": recorded_seeds,
-            "env": env_hash,
-            "code": code_digest(package_dir(), workflow_dir or default_workflow_dir(), factory_source_files(specs))}
+            "env": env_hash, "code": code_hash}
 
 
 def release_memory() -> None:
@@ -126,14 +132,14 @@ def run_train(run_config: dict, seeds_path, model_path, train_json_path,
     from reprogrid.fit import Interrupted
     from reprogrid.hashing import weights_digest
     from reprogrid.library import apply_library, mismatches
-    from reprogrid.user import factory_source_files, factory_specs
 
     start_ms = tracking.now_ms()
+    code_hash = functools.cache(lambda: run_code_digest(run_config, workflow_dir))  # once: identity and record
     library = apply_library(run_config["library"])  # read back here, where the model trains; first
     env = environment_record()
     recorded_seeds = read_json(seeds_path)["seeds"]
     checkpoints = CheckpointFiles(Path(model_path).parent,
-                                  lambda: run_identity(run_config, recorded_seeds, workflow_dir, record_digest(env)))
+                                  lambda: run_identity(run_config, recorded_seeds, record_digest(env), code_hash()))
     resume, why = checkpoints.latest()
     # a resumed run goes on with the seeds its first process drew for unseeded sources
     seeds = dict(resume["seeds"]) if resume else draw_unseeded(recorded_seeds)
@@ -165,9 +171,7 @@ def run_train(run_config: dict, seeds_path, model_path, train_json_path,
     write_atomically(model_path, lambda partial: torch.save(state, partial))
     hashes = {
         "data": data_hash,
-        # after training: every factory the run uses has been imported by now
-        "code": code_digest(package_dir(), workflow_dir or default_workflow_dir(),
-                            factory_source_files(factory_specs(run_config))),
+        "code": code_hash(),
         "config": config_digest(run_config),
         "env": record_digest(env),
         "library": record_digest(library),
