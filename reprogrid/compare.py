@@ -18,7 +18,7 @@ import pandas as pd
 
 from reprogrid import divergence, rngtrace, stats
 from reprogrid.hashing import file_digest, predictions_digest
-from reprogrid.prediction import unseeded_drawn, varied_sources
+from reprogrid.prediction import entropy_seeded_drawn, of_record, unseeded_drawn, unused_sources, varied_sources
 from reprogrid.recompute import disagreements, metrics_from
 from reprogrid.records import IntegrityError, read_sealed
 
@@ -39,7 +39,9 @@ SUMMARY_COLUMNS = [
     # the rest of the paper's metric set
     "logit_spearman_mean", "ensemble_ce_gain_mean",
     # the RNG trace: global generators drawn while training (reprogrid.rngtrace)
-    "rng_train", "rng_train_epochs", "rng_unseeded", "worker_rng_duplicated",
+    "rng_train", "rng_train_epochs", "rng_unseeded", "rng_os_entropy", "worker_rng_duplicated",
+    # what the runs never used: varied sources whose stream they never drew; knobs that never reached them
+    "unused_sources", "library_unreached",
     # regression only
     "test_rmse_mean", "test_rmse_std", "test_rmse_std_ci_low", "test_rmse_std_ci_high",
     "test_rmse_min", "test_rmse_max",
@@ -76,9 +78,12 @@ class RunResult:
     labels: np.ndarray | None
     weights_path: Path | None  # flattened final weights, read only when compared
     mlflow_run_id: str | None = None  # the MLflow run that records it
+    unused_sources: str = ""  # varied or unseeded, but the run never drew from the source's stream
+    library_unreached: str = ""  # library knobs that never reached the training (num_workers: no worker started)
     rng: dict = field(default_factory=dict)  # phase -> global generators drawn (reprogrid.rngtrace)
     rng_epochs: dict = field(default_factory=dict)  # generator -> in how many training epochs it was drawn
     unseeded_drawn: list = field(default_factory=list)  # drawn while training, left unseeded by the libconf
+    os_entropy_drawn: list = field(default_factory=list)  # drawn while training, seeded from an unseeded source
     worker_duplicates: list = field(default_factory=list)  # generators loader workers started from in one state
 
     @property
@@ -114,18 +119,23 @@ def load_run(run_dir: str | Path) -> RunResult:
         raise IntegrityError(f"{run_dir / 'predictions.npz'}: its predictions do not hash to the "
                              f"reprogrid.hash.predictions in {run_dir / 'eval.json'}")
     task = train.get("task", "classification")
-    recomputed = metrics_from(outputs, targets, task if run_config["model"].get("name") != "vae" else "vae",
-                              run_config.get("training", {}).get("loss", "auto"))
+    own_evaluation = "evaluation" in run_config
+    if run_config["model"].get("name") == "vae" or own_evaluation:
+        task = "own"  # metrics that need the inputs or the user's code: taken as sealed
+    recomputed = metrics_from(outputs, targets, task, run_config.get("training", {}).get("loss", "auto"))
     wrong = disagreements(evaluation["metrics"], recomputed)
     if wrong:
         raise IntegrityError(f"{run_dir / 'eval.json'}: its metrics are not what its predictions give "
                              f"({'; '.join(wrong)}): it was edited after evaluation; rerun evaluate "
                              f"(snakemake --forcerun evaluate {run_dir / 'eval.json'})")
-    classifies = "test_accuracy" in recomputed
+    classifies = "test_accuracy" in recomputed or (own_evaluation and "test_accuracy" in evaluation["metrics"]
+                                                    and outputs.ndim == 2 and outputs.shape[1] > targets.max())
     return RunResult(
         key=train["run_key"], setting=run_config["setting"], libconf=run_config["libconf"],
         replicate=run_config["replicate"], expect_bitwise=train["expect_bitwise"],
-        varied_sources=",".join(varied_sources(run_config, train.get("rng"))),
+        varied_sources=",".join(varied_sources(run_config, **of_record(train))),
+        unused_sources=",".join(unused_sources(run_config, train.get("sources_used"))),
+        library_unreached=",".join(train.get("library_unreached", [])),
         init_weights=train["hashes"]["init_weights"], weights=train["hashes"]["weights"],
         predictions=evaluation["hashes"]["predictions"],
         fingerprints=[e["weights"] for e in train["epochs"]],
@@ -134,6 +144,7 @@ def load_run(run_dir: str | Path) -> RunResult:
         train_seconds=train["train_seconds"], mlflow_run_id=evaluation.get("mlflow_run_id"),
         rng=train.get("rng", {}), rng_epochs=_epochs_drawing(train["epochs"]),
         unseeded_drawn=unseeded_drawn(run_config, train.get("rng", {})),
+        os_entropy_drawn=entropy_seeded_drawn(run_config, train.get("rng", {})),
         worker_duplicates=train.get("worker_duplicates", []),
         logits=outputs if classifies else None, labels=targets if classifies else None,
         weights_path=run_dir / "weights.npy",
@@ -233,7 +244,7 @@ def cell_row(cell: Cell, all_runs_by_libconf: dict[str, list[RunResult]], refere
     n = len(runs)
     frame = pd.DataFrame([r.metrics for r in runs])
     accuracy = frame["test_accuracy"].to_numpy() if "test_accuracy" in frame else None
-    loss = frame["test_loss"].to_numpy()
+    loss = frame["test_loss"].to_numpy() if "test_loss" in frame else None
     distinct_weights = len({r.weights for r in runs})
     distinct_predictions = len({r.predictions for r in runs})
     divergences = [first_divergent_epoch(runs[a], runs[b]) for a, b in zip(*stats.pairs(n))]
@@ -252,10 +263,13 @@ def cell_row(cell: Cell, all_runs_by_libconf: dict[str, list[RunResult]], refere
         "logit_spearman_mean": _mean(cell.spearman), "ensemble_ce_gain_mean": _mean(cell.ensemble_ce_gain),
         "first_divergent_epoch": min(divergences) if divergences else None,
         "varied_sources": first.varied_sources,
+        "unused_sources": first.unused_sources,
+        "library_unreached": ",".join(dict.fromkeys(k for r in runs for k in r.library_unreached.split(",") if k)),
         "same_weights_as": same_weights_as(all_runs_by_libconf, first.setting, first.libconf),
         **rng_columns(runs),
     }
-    row |= _spread("test_loss", loss)
+    if loss is not None:
+        row |= _spread("test_loss", loss)
     if accuracy is not None:
         row |= _spread("test_accuracy", accuracy)
         predicted, labels = cell.predicted(), first.labels
@@ -290,6 +304,7 @@ def rng_columns(runs: list[RunResult]) -> dict:
         "rng_train_epochs": ",".join(f"{g}:{min(r.rng_epochs.get(g, 0) for r in runs)}/{epochs}"
                                      for g in drawn.split(",") if g),
         "rng_unseeded": union(r.unseeded_drawn for r in runs),
+        "rng_os_entropy": union(r.os_entropy_drawn for r in runs),
         "worker_rng_duplicated": union(r.worker_duplicates for r in runs),
     }
 

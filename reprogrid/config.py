@@ -60,7 +60,9 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = _PROPERTIES["dataset"]["x-defaults
 _TRAINING = _PROPERTIES["training"]["properties"]
 OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = _TRAINING["optimizer"]["x-defaults"]
 SCHEDULE_DEFAULTS: dict[str, dict[str, Any]] = _TRAINING["lr_schedule"]["x-defaults"]
-TRAINING_DEFAULTS = {key: _TRAINING[key]["default"] for key in ("epochs", "batch_size", "optimizer")}
+# the built-in loop's (`x-default`: Snakemake fills in `default`s, and a fit's training
+# section holds only what its config writes)
+TRAINING_DEFAULTS = {key: _TRAINING[key]["x-default"] for key in ("epochs", "batch_size", "optimizer")}
 AUGMENT_DEFAULTS = {key: node["default"] for key, node in _PROPERTIES["augment"]["properties"].items()}
 
 
@@ -152,13 +154,29 @@ def check_config(config: dict) -> None:
     reference = config.get("reference_libconf")
     if reference is not None and reference not in config["library_configs"]:
         raise ConfigError("reference_libconf", f"unknown library configuration {reference!r}")
-    epochs = (config.get("training") or {}).get("epochs", TRAINING_DEFAULTS["epochs"])
+    training = config.get("training") or {}
+    kwargs = training.get("kwargs") or {}
+    if "factory" in training and "epochs" in training and "epochs" in kwargs and training["epochs"] != kwargs["epochs"]:
+        raise ConfigError("training.epochs", f"{training['epochs']} and training.kwargs.epochs {kwargs['epochs']} "
+                                             "disagree; a fit's epochs are its kwargs': write them once")
+    epochs = planned_epochs(_resolve_training(training))
+    where = "training.kwargs.epochs" if "epochs" in kwargs else "training.epochs"
     for name, knobs in config["library_configs"].items():
         interrupt = (knobs or {}).get("interrupt_after_epoch")
-        if interrupt is not None and interrupt >= epochs:
+        if interrupt is not None and epochs is not None and interrupt >= epochs:
             raise ConfigError(f"library_configs.{name}.interrupt_after_epoch",
-                              f"{interrupt} is not before the last epoch (training.epochs is {epochs}): "
+                              f"{interrupt} is not before the last epoch ({where} is {epochs}): "
                               "there would be nothing left to resume")
+
+
+def planned_epochs(training: dict) -> int | None:
+    """The epochs a run trains, from its resolved training section: the built-in loop's
+    `epochs`; a fit's `kwargs.epochs` or `epochs` where its config writes one; else
+    unknown (None: the fit decides)."""
+    if "factory" not in training:
+        return training["epochs"]
+    value = training.get("kwargs", {}).get("epochs", training.get("epochs"))
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _check_cells(config: dict) -> None:
@@ -241,6 +259,9 @@ def _resolve_model(model: dict) -> dict:
 
 
 def _resolve_training(training: dict) -> dict:
+    if "factory" in training:  # the user's own loop: what the config writes, none of the built-in loop's defaults
+        return {"factory": training["factory"], "kwargs": training.get("kwargs", {}),
+                **{k: v for k, v in training.items() if k not in ("factory", "kwargs")}}
     training = {**TRAINING_DEFAULTS, **training}
     optimizer = training["optimizer"]
     resolved = {
@@ -259,8 +280,6 @@ def _resolve_training(training: dict) -> dict:
         resolved |= {k: training.get(k, v) for k, v in SCHEDULE_DEFAULTS[schedule].items()}
     if training.get("checkpoint_every", 1) != 1:
         resolved["checkpoint_every"] = training["checkpoint_every"]
-    if "factory" in training:  # the user's own loop
-        resolved |= {"factory": training["factory"], "kwargs": training.get("kwargs", {})}
     return resolved
 
 
@@ -270,7 +289,8 @@ def resolve_run_config(config: dict, setting: str, libconf: str, replicate: int)
     Its canonical JSON is what the config hash covers. Where the run is logged (tracking
     URI, experiment) is deliberately not part of it.
     """
-    return copy.deepcopy({
+    training = _resolve_training(config.get("training") or {})
+    resolved = {
         "run_key": run_key(setting, libconf, replicate),
         "setting": setting,
         "libconf": libconf,
@@ -280,9 +300,13 @@ def resolve_run_config(config: dict, setting: str, libconf: str, replicate: int)
         "library": library_knobs(config, libconf),
         "dataset": _resolve_dataset(config["dataset"]),
         "model": _resolve_model(config["model"]),
-        "training": _resolve_training(config.get("training", {})),
-        "augment": {**AUGMENT_DEFAULTS, **config.get("augment", {})},
-    })
+        "training": training,
+    }
+    if "factory" not in training:  # the built-in loop's augmentation; a fit augments as it likes
+        resolved["augment"] = {**AUGMENT_DEFAULTS, **config.get("augment", {})}
+    if config.get("evaluation"):
+        resolved["evaluation"] = {"factory": config["evaluation"]["factory"]}
+    return copy.deepcopy(resolved)
 
 
 def uses_own_code(config: dict) -> bool:
@@ -290,7 +314,7 @@ def uses_own_code(config: dict) -> bool:
     a preflight check imports and calls them before any run is created)."""
     training = config.get("training", {})
     return (dataset_kind(config["dataset"]) in ("factory", "file") or "factory" in config["model"]
-            or ":" in str(training.get("loss", "")) or "factory" in training)
+            or ":" in str(training.get("loss", "")) or "factory" in training or bool(config.get("evaluation")))
 
 
 def reference_libconf(config: dict) -> str:

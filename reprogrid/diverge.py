@@ -3,15 +3,19 @@
 Working from the two runs' MLflow records alone (like replay):
 1. the epoch: the first whose recorded weight fingerprint differs (0: the initial weights);
 2. the step and phase: both runs re-executed, each in a process of its own, up to that
-   epoch with per-step fingerprints (reprogrid.probe); the first step whose `input`,
-   `forward`, `backward` or `optimizer` fingerprint differs;
+   epoch with per-step fingerprints (reprogrid.probe: a step is an optimizer step, so a
+   fit's own loop and DataLoader are seen as the built-in ones); the first step whose
+   `input`, `forward`, `backward` or `optimizer` fingerprint differs;
 3. the operation: both re-executed again with every ATen op of that one step recorded
-   (name, module, shapes, dtypes, a digest of every input and output), the two streams
-   aligned (extra or missing ops tolerated) and the root cause named: the first op whose
-   inputs match and whose output differs;
+   from its beginning (name, module, shapes, dtypes, a digest of every input and output,
+   the generator a random op drew from), the two streams aligned (extra or missing ops
+   tolerated) and the first op whose output differs found;
 4. the cause: `initialization`, `input`, `random_op`, `nondeterministic_op` or
-   `implementation`, with the generator or source behind it (from the seeds and the
-   runs' RNG traces).
+   `implementation`, with the generator or source behind it (the generator the random op
+   drew from, the seeds, the runs' RNG traces). Only a cause that was observed is named:
+   `nondeterministic_op` for an op that gave different outputs from identical inputs, or
+   a run re-executed twice that differed from itself; where nothing was observed, the
+   result says "could not localise: ..." and names no cause.
 
 The op streams are written as files (`--streams DIR`), so that streams of runs from
 different machines or versions can be compared. Runs whose training drew from an
@@ -115,7 +119,8 @@ def root_cause_op(ops_a: list[dict], ops_b: list[dict]) -> tuple[dict, dict, boo
         for offset in range(block.size):
             a, b = ops_a[block.a + offset], ops_b[block.b + offset]
             if [t["hash"] for t in a["outputs"]] != [t["hash"] for t in b["outputs"]]:
-                return a, b, [t["hash"] for t in a["inputs"]] == [t["hash"] for t in b["inputs"]]
+                same_inputs = [t["hash"] for t in a["inputs"]] == [t["hash"] for t in b["inputs"]]
+                return a, b, same_inputs and a.get("scalars") == b.get("scalars")
     return None
 
 
@@ -147,6 +152,39 @@ def result(diverged: bool, cause: str | None = None, generator: str | None = Non
             "cause": cause, "generator": generator, "detail": detail}
 
 
+def not_localised(detail: str, epoch: int | None = None, step: int | None = None, phase: str | None = None) -> dict:
+    """Diverged, but no cause was observed: say so, never guess one."""
+    return result(True, detail=f"could not localise: {detail}", epoch=epoch, step=step, phase=phase)
+
+
+# generators run hands out, by the name it gives them, and the source each draws from
+HANDED_OUT_SOURCES = {"loader.order": "order", "loader.workers": "augment"}
+
+
+def random_generator(records: list[dict], drawn_from: str | None) -> tuple[str | None, str]:
+    """The generator a random op drew from, named by its source where the runs' seeds of
+    that source differ; and those words for the detail."""
+    if drawn_from in (None, "global"):
+        device = "cuda" if records[0]["run_config"]["library"]["device"] == "cuda" else "torch"
+        source = _differing_source(records, "dropout")
+        if source:
+            return source, f"{device}'s global generator, seeded by `dropout`, whose seeds differ"
+        unseeded = [g for g in _unseeded(records) if g in ("torch", "cuda")]
+        return device, f"{device}'s global generator" + (", unseeded" if unseeded else "")
+    if drawn_from == "local":
+        return None, "a generator the loop made itself"
+    source = HANDED_OUT_SOURCES.get(drawn_from) or drawn_from.split(".")[-1].split("#")[0]
+    differs = source in records[0]["seeds"] and records[0]["seeds"][source] != records[1]["seeds"][source]
+    return source, f"run.{drawn_from}" + (f", whose `{source}` seeds differ" if differs else "")
+
+
+def input_generator(records: list[dict]) -> str | None:
+    """Where values that enter torch from outside (NumPy, Python, a file) differ: an
+    unseeded global generator the runs drew from, else a source whose seeds differ and
+    that feeds NumPy's or Python's generators."""
+    return next(iter(_unseeded(records)), None) or _differing_source(records, "augment", "order", "sampling")
+
+
 def localise(records: list[dict], streams: Path) -> dict:
     a, b = (r["train"] for r in records)
     epoch = first_divergent_epoch(a["hashes"]["init_weights"], [e["weights"] for e in a["epochs"]],
@@ -155,47 +193,72 @@ def localise(records: list[dict], streams: Path) -> dict:
     if epoch is None:
         if records[0]["tags"].get("reprogrid.hash.predictions") == records[1]["tags"].get("reprogrid.hash.predictions"):
             return result(False, detail=f"{keys} have identical weights after every epoch and identical predictions")
+        if "evaluation" in records[0]["run_config"] and any(a["seeds"][s] != b["seeds"][s] for s in a["seeds"]):
+            return not_localised(f"{keys} end with identical weights but different test predictions, from an own "
+                                 "evaluation that may draw from the run's streams, whose seeds differ")
         return result(True, "implementation" if not _same_library(records) else "nondeterministic_op",
                       detail=f"{keys} end with identical weights but different test predictions: evaluation differs")
     if epoch == 0:
         source = _differing_source(records, "init", "ulp")
         generator = source or next(iter(a.get("rng", {}).get("init", [])), None)
-        why = f"their `{source}` seeds differ" if source else "built under the same seeds"
+        why = f"their `{source}` seeds differ" if source else "although built under the same seeds"
         return result(True, "initialization", generator, f"the initial weights of {keys} differ ({why})",
                       epoch=0, phase="init")
     with tempfile.TemporaryDirectory(prefix="reprogrid-diverge-") as scratch:
         scratch = Path(scratch)
         steps = probe_both(records, epoch, None, scratch)
+        if not any(probe["steps"] for probe in steps):
+            return not_localised(f"the runs part in epoch {epoch}, but re-executed their loop takes no optimizer step "
+                                 "(torch.optim) in it, so its steps cannot be told apart", epoch)
         found = first_differing_step(steps[0]["steps"], steps[1]["steps"])
         if found is None:
-            cause = "nondeterministic_op" if _same_library(records) else "implementation"
-            return result(True, cause, detail=f"the records of {keys} part in epoch {epoch}, but re-executed they "
-                                              "did not: the difference did not repeat", epoch=epoch)
+            return did_it_repeat(records, steps, epoch, scratch)
         step, phase = found
-        if phase == "input":
-            generator = _differing_source(records, "order", "augment") or next(iter(_unseeded(records)), None)
-            source = f" (from `{generator}`)" if generator else ""
-            return result(True, "input", generator, f"the mini-batch of step {step} of epoch {epoch} differs{source}",
-                          epoch, step, phase)
         ops = probe_both(records, epoch, step, scratch)
     streams.mkdir(parents=True, exist_ok=True)
     for record, stream in zip(records, ops):
         (streams / f"{record['run_id']}.ops.json").write_text(json.dumps(stream["ops"], indent=0))
+    return root_cause(records, ops, epoch, step, phase)
+
+
+def did_it_repeat(records: list[dict], steps: list[dict], epoch: int, scratch: Path) -> dict:
+    """Every step of `epoch` fingerprints the same in both re-executions although the
+    records part there: re-execute both again, and say what was seen."""
+    again = probe_both(records, epoch, None, scratch)
+    for record, first, second in zip(records, steps, again):
+        found = first_differing_step(first["steps"], second["steps"])
+        if found is not None:
+            return result(True, "nondeterministic_op", detail=(
+                f"re-executed twice, {record['run_config']['run_key']} differed from itself at step {found[0]} of "
+                f"epoch {epoch} ({found[1]}): the difference does not repeat"), epoch=epoch, step=found[0],
+                phase=found[1])
+    stray = [r["run_config"]["run_key"] for r, probe in zip(records, steps)
+             if probe["epoch_weights"] != r["train"]["epochs"][epoch - 1]["weights"]]
+    if stray:
+        return not_localised(f"re-executed here, {' and '.join(stray)} did not reproduce the recorded weights of "
+                             f"epoch {epoch} (twice alike): the records were made under conditions this re-execution "
+                             "does not repeat (another machine or software)", epoch)
+    return not_localised(f"every step of epoch {epoch} fingerprints the same in both runs, yet their weights after it "
+                         "differ: the difference is in what step fingerprints do not cover (buffers, or weights "
+                         "changed outside an optimizer step)", epoch)
+
+
+def root_cause(records: list[dict], ops: list[dict], epoch: int, step: int, phase: str) -> dict:
+    """The cause, from the first aligned operation of the step whose outputs differ."""
     found_op = root_cause_op(ops[0]["ops"], ops[1]["ops"])
     if found_op is None:
-        return result(True, "nondeterministic_op" if _same_library(records) else "implementation",
-                      detail=f"step {step} of epoch {epoch} differs in {phase}, but no aligned op's output differs",
-                      epoch=epoch, step=step, phase=phase)
+        return not_localised(f"step {step} of epoch {epoch} differs in {phase}, but no operation of the step gives "
+                             "different outputs in the two runs", epoch, step, phase)
     op_a, _, inputs_match = found_op
     name, where = op_a["op"], op_a["module"] or None
     if name.removeprefix("aten::") in RANDOM_OPS:
-        generator = _differing_source(records, "dropout", "sampling") or (
-            "cuda" if records[0]["run_config"]["library"]["device"] == "cuda" else "torch")
-        cause, detail = "random_op", f"{name} drew differently (from `{generator}`)"
+        generator, words = random_generator(records, op_a.get("generator"))
+        cause, detail = "random_op", f"{name} drew differently (from {words})"
     elif not inputs_match:
-        generator = next(iter(_unseeded(records)), None)
-        cause = "nondeterministic_op" if _same_library(records) else "implementation"
-        detail = f"{name} is the first op whose output differs; its inputs already differed when the step began"
+        generator, cause = input_generator(records), "input"
+        origin = f" (from `{generator}`)" if generator else ""
+        detail = (f"{name} is the first operation whose output differs; its inputs already differed, coming from "
+                  f"outside torch's operations{origin}")
     elif _same_library(records):
         generator, cause = None, "nondeterministic_op"
         detail = f"{name} gave different outputs from identical inputs under one library configuration"
@@ -203,8 +266,9 @@ def localise(records: list[dict], streams: Path) -> dict:
         generator, cause = None, "implementation"
         detail = (f"{name} gave different outputs from identical inputs under library configurations "
                   f"{records[0]['tags'].get('reprogrid.libconf')} and {records[1]['tags'].get('reprogrid.libconf')}")
-    return result(True, cause, generator, f"{detail}, in {op_a['phase']} of step {step} of epoch {epoch}"
-                  + (f", in module {where}" if where else ""), epoch, step, op_a["phase"], name, where)
+    where_words = f", in module {where}" if where else ""
+    return result(True, cause, generator, f"{detail}, in {op_a['phase']} of step {step} of epoch {epoch}{where_words}",
+                  epoch, step, op_a["phase"], name, where)
 
 
 def diverge(run_a: str, run_b: str, tracking_uri: str, streams: str | Path | None = None) -> dict:
@@ -245,7 +309,7 @@ def localise_grid(runs: list, run_dirs: dict, reference_libconf: str, streams: P
         try:
             found = localise(records, streams / f"{a.key}-{b.key}".replace("/", "_"))
         except DivergeError as error:
-            found = result(True, detail=f"could not be localised: {error}")
+            found = not_localised(str(error))
         rows.append({"setting": setting, "libconf": libconf, "run_a": a.key, "run_b": b.key}
                     | {k: found[k] for k in DIVERGENCE_COLUMNS[4:]})
     return rows

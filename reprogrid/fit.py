@@ -11,11 +11,11 @@ generators the epoch drew from (reprogrid.rngtrace). `resumable` names what the 
 trains with, so that `epoch_end` can checkpoint it with every generator and a killed or
 interrupted run resumes as if it never stopped (reprogrid.checkpoint).
 
-Global generators: before `fit` runs they hold the `init` stream (a model built in
-`fit` is governed by it). `run.model()` reseeds them with it, builds, then switches
-them to the training streams (torch's to `dropout`; NumPy's and Python's to `augment`
-where the library configuration seeds them, else to OS entropy); so does the first
-`run.loader()` of a `fit` that builds its own model.
+Global generators hold the `init` stream while the fit builds and pass to the training
+streams at the first sign of training, whatever order the fit builds in
+(reprogrid.streams). What the run actually drew from is recorded as it happened: the
+global generators per phase and epoch, which sources' streams were used
+(`sources_used`), and how many loader workers started.
 """
 
 from __future__ import annotations
@@ -33,11 +33,12 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 from reprogrid import checkpoint, randomness, rngtrace
-from reprogrid.config import ConfigError
+from reprogrid.config import ConfigError, planned_epochs
 from reprogrid.data import Split
 from reprogrid.hashing import weights_digest
 from reprogrid.library import torch_device, torch_dtype
 from reprogrid.models import build_model
+from reprogrid.streams import TrainingStart
 
 FIT_KEY = "training.factory"
 # Set only inside a `reprogrid diverge` re-execution: a reprogrid.probe.Probe told of
@@ -70,8 +71,7 @@ class _WorkerStarts:
 
 
 class _WatchedLoader:
-    """A loader that tells the probe of every batch it hands out (reprogrid.probe), and a
-    resume check of each epoch's first batch (reprogrid.resumetrial)."""
+    """A loader that tells a resume check of each epoch's start (reprogrid.resumetrial)."""
 
     def __init__(self, loader: DataLoader, run: Run):
         self.loader, self.run = loader, run
@@ -80,10 +80,7 @@ class _WatchedLoader:
         if RESUME_CHECK is not None:  # before the epoch's iterator draws its order and worker seeds
             caller = sys._getframe(0).f_back  # noqa: SLF001 - the loop iterating: the fit's frame
             RESUME_CHECK.on_epoch_start(self.run, len(self.run.epochs) + 1, caller)
-        for batch in self.loader:
-            if PROBE is not None:
-                PROBE.on_batch(batch)
-            yield batch
+        yield from self.loader
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -111,6 +108,10 @@ class Run:
         self.worker_starts = 0
         self._worker_reports = None
         self._training_started = False
+        self.training_started_by: str | None = None
+        self._seeds_read: set[str] = set()  # sources whose integer seed the fit asked for
+        self._initial_states: dict[str, object] = {}  # handed-out generators as handed out
+        self.sources_used: list[str] = []  # set by finish: the sources whose streams the run drew from
         # checkpoints: where they go, the one to resume from, what the fit named
         self._checkpoints, self._resume = checkpoints, resume
         self._handed_out: dict[str, object] = {}  # every generator run gave out, by name
@@ -121,20 +122,28 @@ class Run:
         self._persistent_workers = False
         self.checkpointing = {"written": 0, "seconds": 0.0, "bytes": 0, "unrestored": [], "unregistered": []}
         randomness.seed_init(seeds)
-        self._since = rngtrace.snapshot()
+        self._since = self._setup_since = rngtrace.snapshot()
+        self.start = TrainingStart(self._start_training, FitError)  # entered around the fit (train_model)
 
     # --- seeds and generators -----------------------------------------------------
 
     def seed(self, source: str) -> int:
+        """The integer seed of `source`. Its stream counts as used: what the fit does with
+        the number is beyond reprogrid's sight."""
+        self._seeds_read.add(source)
+        return self._seed_of(source)
+
+    def _seed_of(self, source: str) -> int:
         if source not in self._seeds:
             raise FitError(f"run.seed({source!r}): no such source; sources are {', '.join(self._seeds)}")
         return self._seeds[source]
 
     def torch_generator(self, source: str) -> torch.Generator:
-        return self._hand_out(f"torch.{source}", torch.Generator(device=self.device).manual_seed(self.seed(source)))
+        seed = self._seed_of(source)
+        return self._hand_out(f"torch.{source}", torch.Generator(device=self.device).manual_seed(seed))
 
     def numpy_generator(self, source: str) -> np.random.Generator:
-        return self._hand_out(f"numpy.{source}", np.random.default_rng(self.seed(source)))
+        return self._hand_out(f"numpy.{source}", np.random.default_rng(self._seed_of(source)))
 
     def _hand_out(self, name: str, generator):
         """Keep every generator given out, by name, for the checkpoints."""
@@ -147,22 +156,29 @@ class Run:
                 count += 1
                 unique = f"{name}#{count}"
             self._handed_out[unique] = generator
+            self._initial_states[unique] = checkpoint.generator_state(generator)
+            if PROBE is not None:  # so that a random op can be traced to its source
+                PROBE.name_generator(generator, unique)
         return generator
 
     # --- model and data -----------------------------------------------------------
 
     def model(self) -> torch.nn.Module:
         """The config's model, built under the `init` stream (and nudged by one ULP when
-        `ulp` varies), on the run's device and dtype."""
+        `ulp` varies), on the run's device and dtype. Called once training has begun, it
+        gives the training streams back as they were."""
+        training = checkpoint.global_states(cuda=self.device.type == "cuda") if self._training_started else {}
         randomness.seed_init(self._seeds)
         started = rngtrace.snapshot()
-        built = build_model(self.config["model"], self._split.n_classes, self._split.n_features)
-        built = built.to(device=self.device, dtype=self.dtype)
+        with self.start.building():
+            built = build_model(self.config["model"], self._split.n_classes, self._split.n_features)
+            built = built.to(device=self.device, dtype=self.dtype)
         if self.config["seed_modes"]["ulp"] != "off":
             self.ulp_nudge = randomness.nudge_one_ulp(built, self._seeds["ulp"])
-        self.rng["init"] = rngtrace.advanced(started, rngtrace.snapshot())
+        self.rng["init"] = rngtrace.union([self.rng["init"], rngtrace.advanced(started, rngtrace.snapshot())])
         self.init_weights = weights_digest(built.state_dict())
-        self._start_training()
+        for name, state in training.items():
+            checkpoint.restore_global(name, state)
         return built
 
     @property
@@ -179,15 +195,18 @@ class Run:
         return self._dataset(self._split.x_test, self._split.y_test)
 
     def _dataset(self, features, targets) -> TensorDataset:
-        regression = self._split.task == "regression"
-        return TensorDataset(torch.as_tensor(features, dtype=self.dtype),
-                             torch.as_tensor(targets, dtype=self.dtype if regression else None))
+        return tensor_dataset(self._split, features, targets, self.dtype)
 
-    def loader(self, dataset, batch_size: int, shuffle: bool = True, **kwargs) -> DataLoader:
-        """A DataLoader whose order is the `order` stream and whose workers (the library
-        configuration's `num_workers`) are seeded from their own stream; their starting
-        generator states are compared (`worker_duplicates`)."""
-        self._start_training()
+    def loader(self, dataset, batch_size: int | None = 1, shuffle: bool = False, **kwargs) -> DataLoader:
+        """A DataLoader (with DataLoader's defaults: pass shuffle=True to shuffle) whose
+        order is the `order` stream and whose workers (the library configuration's
+        `num_workers`) are seeded from their own stream; their starting generator states
+        are compared (`worker_duplicates`)."""
+        for taken in ("num_workers", "generator"):
+            if taken in kwargs:
+                raise FitError(f"run.loader(..., {taken}=...): the {taken.replace('_', ' ')} of run.loader come from "
+                               "the library configuration and the run's streams (library_configs.<name>.num_workers, "
+                               "seed_workers); leave it out")
         workers = self._library["num_workers"]
         if workers > 0:
             self._worker_reports = self._worker_reports or multiprocessing.get_context().Queue()
@@ -196,20 +215,30 @@ class Run:
             # epoch's end nothing of theirs is left to checkpoint
             kwargs.setdefault("persistent_workers", False)
             self._persistent_workers |= bool(kwargs["persistent_workers"])
-        order = self._hand_out("loader.order", randomness.order_generator(self._seeds)) if shuffle else None
-        sampler = RandomSampler(dataset, generator=order) if shuffle else None
+        sampler = kwargs.pop("sampler", None)
+        if shuffle and sampler is not None:
+            raise FitError("run.loader(..., shuffle=True, sampler=...): a sampler sets the order itself; pass one or "
+                           "the other (shuffle=True draws the order from the `order` stream)")
+        if shuffle:
+            sampler = RandomSampler(dataset, generator=self._hand_out("loader.order",
+                                                                      randomness.order_generator(self._seeds)))
         loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                             generator=self._hand_out("loader.workers",
                                                      randomness.loader_generator(self._seeds, self._library)),
                             **kwargs)
         return loader if PROBE is None and RESUME_CHECK is None else _WatchedLoader(loader, self)
 
-    def _start_training(self) -> None:
-        """Switch the global generators to the training streams, once."""
+    def _start_training(self, why: str = "run.resumable") -> None:
+        """Switch the global generators to the training streams, once (reprogrid.streams):
+        what the build drew is the `init` phase's trace, the epoch-1 trace starts here."""
         if not self._training_started:
-            self._training_started = True
+            self._training_started, self.training_started_by = True, why
+            self.rng["init"] = rngtrace.union([self.rng["init"], rngtrace.advanced(self._setup_since,
+                                                                                    rngtrace.snapshot())])
             randomness.seed_training_globals(self._seeds, self._library)
             self._since = rngtrace.snapshot()
+            if PROBE is not None:
+                PROBE.on_training_start()
 
     # --- checkpoints --------------------------------------------------------------
 
@@ -228,7 +257,7 @@ class Run:
         if self._persistent_workers:
             raise FitError("run.resumable with a loader of persistent workers: their generators live on from epoch "
                            "to epoch where no checkpoint can reach them; leave persistent_workers off")
-        self._start_training()  # the training streams first, then what a checkpoint restores
+        self.start.start("run.resumable")  # the training streams first, then what a checkpoint restores
         for name, value in state.items():
             if value is not None and not checkpoint.checkpointable(value):
                 raise FitError(f"run.resumable({name}=...): a {type(value).__name__} has no state_dict() and "
@@ -301,7 +330,8 @@ class Run:
                                "called run.resumable(...), so there is nothing to resume from")
             return
         every = self.config["training"].get("checkpoint_every", 1)
-        last = epoch >= self.config["training"]["epochs"]  # train.json follows: no checkpoint needed
+        planned = planned_epochs(self.config["training"])
+        last = planned is not None and epoch >= planned  # train.json follows: no checkpoint needed
         if interrupt == epoch or (every and epoch % every == 0 and not last):
             started = time.perf_counter()
             pieces = self.pieces(frame)
@@ -323,6 +353,7 @@ class Run:
     def epoch_end(self, model: torch.nn.Module, epoch: int, **metrics) -> None:
         """Record epoch `epoch` (counted from 1): the weights' fingerprint, the metrics
         given (numbers), and the global generators drawn from since the last epoch."""
+        self.start.start("run.epoch_end")
         if epoch != len(self.epochs) + 1:
             raise FitError(f"run.epoch_end was called for epoch {epoch} after "
                            f"{len(self.epochs)} epochs; call it once per epoch, counting from 1")
@@ -340,7 +371,7 @@ class Run:
         self.epochs.append(record)
         self._since = now
         if PROBE is not None:
-            PROBE.on_epoch_end(epoch)
+            PROBE.on_epoch_end(epoch, record["weights"])
         self._after_epoch(epoch, sys._getframe(1))  # noqa: SLF001 - the fit's frame
 
     def finish(self, trained) -> None:
@@ -367,6 +398,34 @@ class Run:
                         break
             self.worker_duplicates = rngtrace.duplicated(starts)
             self.worker_starts = len(starts)
+        self.sources_used = self._sources_used()
+
+    def _sources_used(self) -> list[str]:
+        """The sources whose streams this run drew from, as seen: `init` and `dropout`
+        through the global generators they seed (the RNG trace), `augment` through
+        NumPy's and Python's where it seeds them and through loader workers that started,
+        the rest through the generators run handed out (those whose state moved), and
+        any source whose integer seed the fit asked for."""
+        used = {"split"} | self._seeds_read
+        used |= {"init"} if self.rng["init"] else set()
+        used |= {"ulp"} if self.ulp_nudge is not None else set()
+        trained = set(rngtrace.union(e["rng"] for e in self.epochs))
+        used |= {"dropout"} if trained & {"torch", "cuda"} else set()
+        seeded = {g for g, knob in (("numpy", "seed_numpy_global"), ("python", "seed_python_random"))
+                  if self._library[knob]}
+        used |= {"augment"} if trained & seeded or self.worker_starts else set()
+        for name, generator in self._handed_out.items():
+            if name == "loader.workers" or checkpoint.differing(
+                    {name: self._initial_states[name]}, {name: checkpoint.generator_state(generator)}) == []:
+                continue  # a loader draws its worker seed every epoch: it counts once a worker started
+            used.add("order" if name == "loader.order" else name.split(".")[1].split("#")[0])
+        return [source for source in self._seeds if source in used]
+
+
+def tensor_dataset(split: Split, features, targets, dtype: torch.dtype) -> TensorDataset:
+    """Features as `dtype`; labels as int64 to classify, targets as `dtype` to regress."""
+    regression = split.task == "regression"
+    return TensorDataset(torch.as_tensor(features, dtype=dtype), torch.as_tensor(targets, dtype=dtype if regression else None))
 
 
 class Interrupted(BaseException):  # noqa: N818 - control flow, not an error

@@ -1,9 +1,11 @@
 """The tool's prediction for a run: will its replicates, or a rerun of it, be bit-identical?
 
-Made from the resolved run config and, once the run has trained, from its RNG trace:
-which global generators it actually drew from in each phase (reprogrid.rngtrace).
-Without a trace (before anything runs) it assumes what the config suggests: a model
-with dropout draws from torch's generator while training, augmentation from NumPy's.
+Made from the resolved run config and, once the run has trained, from what it drew: its
+RNG trace (which global generators each phase drew from, reprogrid.rngtrace) and the
+sources whose streams it used (`sources_used`, read inside the training process: a
+source whose stream a fit never used cannot make its runs differ). Without them (before
+anything runs) it assumes what the config suggests: a model with dropout draws from
+torch's generator while training, augmentation from NumPy's.
 Recorded with every run (`reprogrid.expect_bitwise`, `reprogrid.expect_rerun_bitwise`)
 so that the audit can hold what happened against it.
 """
@@ -24,21 +26,31 @@ def unseeded_drawn(run_config: dict, rng: dict[str, list[str]]) -> list[str]:
     return [g for g in rng.get("train", []) if g in SEEDED_BY and not library[SEEDED_BY[g]]]
 
 
-def expect_bitwise(run_config: dict, rng: dict[str, list[str]] | None = None) -> bool:
+def entropy_seeded_drawn(run_config: dict, rng: dict[str, list[str]]) -> list[str]:
+    """Generators the run drew from while training that its library configuration seeds,
+    but from a source the setting leaves unseeded (a seed drawn from OS entropy)."""
+    modes, library = run_config["seed_modes"], run_config["library"]
+    source = {"torch": "dropout", "cuda": "dropout", "numpy": "augment", "python": "augment"}
+    return [g for g in rng.get("train", []) if g in source and modes[source[g]] == "unseeded"
+            and (g not in SEEDED_BY or library[SEEDED_BY[g]])]
+
+
+def expect_bitwise(run_config: dict, rng: dict[str, list[str]] | None = None, used: list[str] | None = None) -> bool:
     """The tool's prediction that every replicate of this run's cell is bit-identical.
 
     True when no source the run draws from varies or is left unseeded, every generator
     those sources feed is seeded (NumPy's global one when augmentation is on and runs in
     the main process), and on CUDA deterministic algorithms are on.
     """
-    return expect_rerun_bitwise(run_config, rng) and not varied_sources(run_config, rng)
+    return expect_rerun_bitwise(run_config, rng, used) and not varied_sources(run_config, rng, used)
 
 
-def expect_rerun_bitwise(run_config: dict, rng: dict[str, list[str]] | None = None) -> bool:
+def expect_rerun_bitwise(run_config: dict, rng: dict[str, list[str]] | None = None,
+                         used: list[str] | None = None) -> bool:
     """The prediction that running this same run again (same replicate, same seeds)
     gives the same bits: the cell-level prediction, except that varied sources are
     allowed (a rerun draws their same seeds again)."""
-    drawn = active_sources(run_config, rng)
+    drawn = active_sources(run_config, rng, used)
     if any(run_config["seed_modes"][source] == "unseeded" for source in drawn):
         return False
     library = run_config["library"]
@@ -55,21 +67,25 @@ def expect_rerun_bitwise(run_config: dict, rng: dict[str, list[str]] | None = No
     return True
 
 
-def active_sources(run_config: dict, rng: dict[str, list[str]] | None = None) -> list[str]:
-    """The sources this run draws from; the others' modes cannot matter. With the run's
-    trace, `dropout` and `augment` count when training drew from the generators they
-    seed (torch's; NumPy's or Python's) or ran loader workers (seeded from them)."""
+def active_sources(run_config: dict, rng: dict[str, list[str]] | None = None,
+                   used: list[str] | None = None) -> list[str]:
+    """The sources this run draws from; the others' modes cannot matter. With the
+    sources the run was seen to use, those; else, with the run's trace, `dropout` and
+    `augment` count when training drew from the generators they seed (torch's; NumPy's
+    or Python's) or ran loader workers (seeded from them)."""
+    if used is not None:
+        return [source for source in SOURCES if source in used]
     own_fit = "factory" in run_config["training"]
     workers = run_config["library"]["num_workers"] > 0
     if rng is None:
         # not seen yet: assume a factory model or a user's fit draws dropout
         dropout = own_fit or run_config["model"].get("dropout", 1.0) > 0
-        augment = own_fit or run_config["augment"]["noise_std"] > 0
+        augment = own_fit or run_config.get("augment", {}).get("noise_std", 0) > 0
     else:
         trained = set(rng.get("train", []))
         dropout = bool(trained & {"torch", "cuda"}) or workers
-        augment = bool(trained & {"numpy", "python"}) or (workers and (own_fit or
-                                                                       run_config["augment"]["noise_std"] > 0))
+        augment = bool(trained & {"numpy", "python"}) or (workers and (own_fit or run_config.get(
+            "augment", {}).get("noise_std", 0) > 0))
     drawn = {
         "split": True,  # a dataset factory runs with the global generators seeded by it
         "init": True,
@@ -82,7 +98,21 @@ def active_sources(run_config: dict, rng: dict[str, list[str]] | None = None) ->
     return [source for source in SOURCES if drawn[source]]
 
 
-def varied_sources(run_config: dict, rng: dict[str, list[str]] | None = None) -> list[str]:
+def varied_sources(run_config: dict, rng: dict[str, list[str]] | None = None,
+                   used: list[str] | None = None) -> list[str]:
     """Active sources whose draws differ between replicates (varied or unseeded)."""
     modes = run_config["seed_modes"]
-    return [s for s in active_sources(run_config, rng) if modes[s] in ("vary", "unseeded")]
+    return [s for s in active_sources(run_config, rng, used) if modes[s] in ("vary", "unseeded")]
+
+
+def unused_sources(run_config: dict, used: list[str] | None) -> list[str]:
+    """Sources the setting varies or leaves unseeded whose stream the run never drew
+    from: they cannot make its runs differ."""
+    if used is None:
+        return []
+    return [s for s, mode in run_config["seed_modes"].items() if mode in ("vary", "unseeded") and s not in used]
+
+
+def of_record(train: dict) -> dict:
+    """The keyword arguments the functions above take, from a run's train.json."""
+    return {"rng": train.get("rng"), "used": train.get("sources_used")}

@@ -1,16 +1,20 @@
 """Inside one re-execution of a run (`reprogrid diverge`): fingerprints of every training
 step of one epoch, or every operation of one step.
 
-A step begins when the run's loader (`run.loader`) hands out a batch and ends at the
-next batch or the epoch's end. Its fingerprints: `input` (the batch), `forward` (the
-outputs of the model's outermost forward calls), `backward` (the gradients as the
-optimizer is about to step), `optimizer` (the parameters after the step). Hooks are
-global (every module's forward, every optimizer's step), so a user's own `fit` is
-probed like the built-in loop, provided it uses `run.loader` and `run.epoch_end`.
+A step is one optimizer step (torch's global optimizer step hooks see every loop, the
+built-in one and a fit's own with its own DataLoader): it begins where the previous step
+ended (or the epoch began) and ends when the optimizer has stepped. Its fingerprints:
+`input` (what the outermost modules' forward calls were given), `forward` (what they
+returned), `backward` (the gradients as the optimizer is about to step), `optimizer`
+(the parameters after the step). Work after an epoch's last step (a forward call, say)
+is a last, partial step.
 
-For the one step asked for, a TorchDispatchMode records every ATen operation: its name,
-the module it ran in (forward), the phase, and the shape, dtype and blake2b digest of
-the raw bytes of every input and output (order-sensitive, unlike a sum or a norm).
+For the one step asked for, a TorchDispatchMode records every ATen operation from the
+step's beginning (so a loader's shuffle or an augmentation drawn before the forward call
+is seen too): its name, the module it ran in (forward), the phase, the shape, dtype and
+blake2b digest of the raw bytes of every tensor input and output, a digest of its other
+arguments, and for a random operation the generator it drew from (a generator `run`
+handed out, by name, or the global one).
 
 Runs in a process of its own, started by `reprogrid.diverge` (which restores the run's
 recorded numerics environment variables before torch loads).
@@ -25,6 +29,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 UNINITIALISED = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "resize_"}
+GLOBAL = "global"  # a random op that drew from the device's default generator
 
 
 class StopProbe(BaseException):  # noqa: N818 - control flow, not an error
@@ -54,6 +59,11 @@ def describe(tensor: torch.Tensor) -> dict:
             "hash": hashlib.blake2b(tensor_bytes(tensor), digest_size=16).hexdigest()}
 
 
+def _plain(leaf) -> bool:
+    return isinstance(leaf, (int, float, bool, str, type(None), torch.dtype, torch.device, torch.layout,
+                             torch.memory_format))
+
+
 class OpRecorder(TorchDispatchMode):
     def __init__(self, probe: Probe):
         super().__init__()
@@ -61,15 +71,19 @@ class OpRecorder(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        inputs = [describe(t) for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        leaves = tree_flatten((args, kwargs))[0]
+        inputs = [describe(t) for t in leaves if isinstance(t, torch.Tensor)]
+        # slice bounds, fill values, sizes: an op fed other numbers is not fed the same inputs
+        scalars = hashlib.blake2b(repr([leaf for leaf in leaves if _plain(leaf)]).encode(), digest_size=8).hexdigest()
+        generators = [leaf for leaf in leaves if isinstance(leaf, torch.Generator)]
         out = func(*args, **kwargs)
         name = func.overloadpacket.__name__
         # a fresh allocation's bytes are whatever memory held: not a result to compare
         outputs = [] if name in UNINITIALISED else [describe(t) for t in tree_flatten(out)[0]
                                                      if isinstance(t, torch.Tensor)]
-        self.ops.append({"index": len(self.ops), "op": f"aten::{name}",
-                         "module": self.probe.module_path(), "phase": self.probe.phase(),
-                         "inputs": inputs, "outputs": outputs})
+        self.ops.append({"index": len(self.ops), "op": f"aten::{name}", "module": self.probe.module_path(),
+                         "phase": self.probe.phase(), "inputs": inputs, "scalars": scalars, "outputs": outputs,
+                         "generator": self.probe.generator_name(generators[0] if generators else None)})
         return out
 
 
@@ -79,11 +93,13 @@ class Probe:
 
     def __init__(self, epoch: int, op_step: int | None = None):
         self.target_epoch, self.op_step = epoch, op_step
-        self.epoch, self.step = 1, 0
+        self.epoch, self.step = 1, 1  # the step in progress
         self.steps: list[dict] = []
-        self.current: dict | None = None
+        self.current: dict = {}
+        self.epoch_weights: str | None = None  # the weights' fingerprint after the target epoch
         self.modules: list[str] = []  # the forward call stack, as module paths
         self.names: dict[int, str] = {}
+        self.generators: dict[int, str] = {}  # id -> the name run handed it out under
         self.in_optimizer = False
         self.backward_names: dict = {}  # autograd node -> the module whose output it computes
         self.backward_module = ""
@@ -111,10 +127,17 @@ class Probe:
             self.recorder.__exit__(None, None, None)
             self.recorder = None
 
+    @property
+    def recording(self) -> bool:
+        return self.epoch == self.target_epoch
+
     def _forward_pre(self, module, args):
-        if not self.modules and id(module) not in self.names:  # a new outermost module: name its parts
-            root = type(module).__name__
-            self.names = {id(m): f"{root}.{name}" if name else root for name, m in module.named_modules()}
+        if not self.modules:
+            if id(module) not in self.names:  # a new outermost module: name its parts
+                root = type(module).__name__
+                self.names = {id(m): f"{root}.{name}" if name else root for name, m in module.named_modules()}
+            if self.recording:
+                self.current["input"] = digest([self.current.get("input", ""), args])
         self.modules.append(self.names.get(id(module), type(module).__name__))
 
     def _forward_post(self, module, args, output):
@@ -141,38 +164,42 @@ class Probe:
         self.in_optimizer = False
         if self.recording:
             self.current["optimizer"] = digest([p for group in optimizer.param_groups for p in group["params"]])
+            self.steps.append({"step": self.step, **self.current})
+        self.current = {}
         if self.recorder is not None:
             self._finish_ops()
+            raise StopProbe
+        self.step += 1
+        self._begin_step()
 
     # --- called by reprogrid.fit.Run ---------------------------------------------------
 
-    @property
-    def recording(self) -> bool:
-        return self.current is not None
+    def name_generator(self, generator, name: str) -> None:
+        self.generators[id(generator)] = name
 
-    def on_batch(self, batch) -> None:
-        self._close_step()
-        self.step += 1
-        if self.epoch == self.target_epoch:
-            self.current = {"step": self.step, "input": digest(batch)}
-            if self.step == self.op_step:
-                self.recorder = OpRecorder(self)
-                self.recorder.__enter__()
+    def generator_name(self, generator) -> str:
+        return GLOBAL if generator is None else self.generators.get(id(generator), "local")
 
-    def on_epoch_end(self, epoch: int) -> None:
-        self._close_step()
+    def on_training_start(self) -> None:
+        """The global generators have just passed to the training streams: epoch 1 begins."""
+        self._begin_step()
+
+    def on_epoch_end(self, epoch: int, weights: str) -> None:
+        if self.recording:
+            if self.current:  # work after the epoch's last optimizer step
+                self.steps.append({"step": self.step, **self.current})
+            self.epoch_weights = weights
         if self.recorder is not None:
             self._finish_ops()
         if epoch >= self.target_epoch:
             raise StopProbe
-        self.epoch, self.step = epoch + 1, 0
+        self.epoch, self.step, self.current = epoch + 1, 1, {}
+        self._begin_step()
 
-    def _close_step(self) -> None:
-        if self.current is not None:
-            self.steps.append(self.current)
-            self.current = None
-            if self.op_step is not None and self.step >= self.op_step:
-                raise StopProbe
+    def _begin_step(self) -> None:
+        if self.recording and self.step == self.op_step and self.recorder is None:
+            self.recorder = OpRecorder(self)
+            self.recorder.__enter__()
 
     def _finish_ops(self) -> None:
         recorder, self.recorder = self.recorder, None
@@ -189,7 +216,7 @@ class Probe:
             return "optimizer"
         if self.modules:
             return "forward"
-        return "backward" if "forward" in (self.current or {}) else "input"
+        return "backward" if "forward" in self.current else "input"
 
 
 def probe_run(request: dict) -> dict:
@@ -213,4 +240,5 @@ def probe_run(request: dict) -> dict:
     finally:
         probe.remove()
         fit.PROBE = None
-    return {"run_key": run_config["run_key"], "epoch": request["epoch"], "steps": probe.steps, "ops": probe.ops}
+    return {"run_key": run_config["run_key"], "epoch": request["epoch"], "steps": probe.steps, "ops": probe.ops,
+            "epoch_weights": probe.epoch_weights}

@@ -114,7 +114,24 @@ def lessons(summary: pd.DataFrame) -> list[str]:
         text, css = verdict(row)
         if css in ("warn", "violated"):
             out.append(f"{_cell_name(row)}: {_e(text)}.")
+    out += [sentence for _, row in summary.iterrows() if (sentence := unused_in_words(row))]
     return out + [sentence for _, row in summary.iterrows() if (sentence := drawn_in_words(row))]
+
+
+def unused_in_words(row) -> str | None:
+    """What the cell's setting or library configuration asks for that never reached its runs."""
+    parts = []
+    unused = [s for s in str(row.get("unused_sources") or "").split(",") if s]
+    if unused:
+        one = len(unused) == 1
+        parts.append(f"{_and([f'`{_e(s)}`' for s in unused])} {'changes' if one else 'change'} from run to run, but "
+                     f"the runs never drew from {'its stream' if one else 'their streams'}: "
+                     f"{'it' if one else 'they'} cannot make them differ")
+    unreached = [k for k in str(row.get("library_unreached") or "").split(",") if k]
+    if "num_workers" in unreached:
+        parts.append(f"the num_workers of {_e(row['libconf'])} did not reach the runs: no run.loader worker started "
+                     "(the training's loaders are its own), so its weights do not measure it")
+    return f"{_cell_name(row)}: {'; '.join(parts)}." if parts else None
 
 
 def drawn_in_words(row) -> str | None:
@@ -131,11 +148,15 @@ def drawn_in_words(row) -> str | None:
         what = _and([f"{_e(rngtrace.NAMES[g])} in {k} of {n} epochs" for g, (k, n) in coverage.items()])
     text = f"{_cell_name(row)}: training drew from {what}"
     unseeded = [g for g in str(row.get("rng_unseeded") or "").split(",") if g]
+    entropy = [g for g in str(row.get("rng_os_entropy") or "").split(",") if g and g not in unseeded]
     libconf = _e(row["libconf"])
+    differ = "so runs differ" if row["bitwise_reproducible"] is False else "so runs may differ"
     if unseeded:
-        differ = "so runs differ" if row["bitwise_reproducible"] is False else "so runs may differ"
         text += f"; {libconf} leaves {_and([_e(rngtrace.NAMES[g]) for g in unseeded])} unseeded, {differ}"
-    else:
+    if entropy:  # seeded, but with a seed the setting draws from OS entropy
+        text += (f"; {_and([_e(rngtrace.NAMES[g]) for g in entropy])} {'is' if len(entropy) == 1 else 'are'} "
+                 f"seeded with a seed drawn from OS entropy (its source is unseeded in {_e(row['setting'])}), {differ}")
+    if not unseeded and not entropy:
         text += f"; {libconf} seeds {'it' if len(drawn) == 1 else 'them all'}"
     duplicated = [g for g in str(row.get("worker_rng_duplicated") or "").split(",") if g]
     if duplicated:

@@ -4,7 +4,9 @@ MLflow."""
 
 from __future__ import annotations
 
+import io
 import time
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,6 +66,9 @@ class TrainResult:
     worker_duplicates: list[str] = field(default_factory=list)
     resumed_from_epoch: int | None = None
     checkpointing: dict = field(default_factory=dict)  # written, seconds, bytes, unrestored, unregistered
+    sources_used: list[str] = field(default_factory=list)  # the sources whose streams the run drew from
+    loader_workers_started: int = 0  # run.loader's worker processes that started (every epoch's)
+    training_started_by: str | None = None  # what switched the global generators to the training streams
 
 
 def make_optimizer(model: torch.nn.Module, training: dict) -> torch.optim.Optimizer:
@@ -119,7 +124,7 @@ def fit(run: Run) -> torch.nn.Module:
     targets = torch.as_tensor(split.y_train, dtype=run.dtype if split.task == "regression" else None)
     batches = AugmentedBatches(torch.as_tensor(split.x_train, dtype=run.dtype), targets,
                                run.config["augment"]["noise_std"])
-    loader = run.loader(batches, training["batch_size"], collate_fn=_as_batch)
+    loader = run.loader(batches, training["batch_size"], shuffle=True, collate_fn=_as_batch)
     first = run.resumable(model=model, optimizer=optimizer, scheduler=schedule)
     for epoch in range(first, training["epochs"] + 1):
         model.train()
@@ -159,7 +164,8 @@ def train_model(run_config: dict, seeds: dict, split: Split, checkpoints=None, r
     run = Run(run_config, seeds, split, checkpoints, resume)
     fit_of = fit_function(training)
     try:
-        trained = fit_of(run, **training.get("kwargs", {}))
+        with run.start, printed_to_log(training.get("factory")):
+            trained = fit_of(run, **training.get("kwargs", {}))
     except (FitError, NumericalDivergence):
         raise
     except Exception as error:
@@ -167,9 +173,44 @@ def train_model(run_config: dict, seeds: dict, split: Split, checkpoints=None, r
             raise
         raise FitError(f"{training['factory']} raised {type(error).__name__}: {error}") from error
     run.finish(trained)
+    # a model the fit built itself: its weights as the first optimizer step found them
+    init_weights = run.init_weights or run.start.first_step_weights or "unrecorded"
     # a resumed run's time includes its earlier processes' (up to the checkpoint)
-    return TrainResult(trained, run.init_weights or "unrecorded", run.epochs,
-                       run.seconds_before + time.perf_counter() - started,
+    return TrainResult(trained, init_weights, run.epochs, run.seconds_before + time.perf_counter() - started,
                        run.ulp_nudge, run.rng | {"train": rngtrace.union(e["rng"] for e in run.epochs)},
-                       run.worker_duplicates, run.resumed_from_epoch, run.checkpointing)
+                       run.worker_duplicates, run.resumed_from_epoch, run.checkpointing, run.sources_used,
+                       run.worker_starts, run.training_started_by)
+
+
+@contextmanager
+def printed_to_log(factory: str | None):
+    """What a user's fit prints goes to the run's log (reprogrid's logger), line by line."""
+    if factory is None:
+        yield
+        return
+    import logging
+
+    stream = _LogLines(logging.getLogger("reprogrid.fit"), factory)
+    try:
+        with redirect_stdout(stream), redirect_stderr(stream):
+            yield
+    finally:
+        stream.flush()
+
+
+class _LogLines(io.TextIOBase):
+    def __init__(self, logger, name: str):
+        self.logger, self.name, self.pending = logger, name, ""
+
+    def write(self, text: str) -> int:
+        lines = (self.pending + text).split("\n")
+        self.pending = lines.pop()
+        for line in lines:
+            self.logger.info("[%s] %s", self.name, line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.logger.info("[%s] %s", self.name, self.pending)
+            self.pending = ""
 

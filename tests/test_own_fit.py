@@ -23,7 +23,7 @@ from torch.nn import functional as F
 def good(run, epochs=2):
     model = run.model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    loader = run.loader(run.train_data, batch_size=64)
+    loader = run.loader(run.train_data, batch_size=64, shuffle=True)
     for epoch in range(1, epochs + 1):
         for x, y in loader:
             optimizer.zero_grad()

@@ -181,7 +181,7 @@ def fit(run, epochs):
     model = run.model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
-    loader = run.loader(run.train_data, batch_size=64)
+    loader = run.loader(run.train_data, batch_size=64, shuffle=True)
     for epoch in range(run.resumable(model=model, optimizer=optimizer, scheduler=schedule), epochs + 1):
         for inputs, labels in loader:
             optimizer.zero_grad()
@@ -225,7 +225,7 @@ def fit(run, epochs):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     jitter = random.Random(run.seed("augment"))  # drawn every batch: it matters
     warmup = random.Random(run.seed("augment") + 1)  # drawn in epoch 1 only: it does not
-    loader = run.loader(run.train_data, batch_size=64)
+    loader = run.loader(run.train_data, batch_size=64, shuffle=True)
     for epoch in range(run.resumable(model=model, optimizer=optimizer), epochs + 1):
         for inputs, labels in loader:
             scale = 1.0 + 0.2 * (jitter.random() - 0.5) + (0.0 * warmup.random() if epoch == 1 else 0.0)

@@ -59,7 +59,7 @@ def run_with_workers(init_fn) -> Run:
     seeds = draw_unseeded(derive_seeds(run_config["root_seed"], run_config["seed_modes"], 1))
     run = Run(run_config, seeds, load_split(run_config["dataset"], seeds["split"]))
     model = run.model()
-    for _ in run.loader(run.train_data, batch_size=256, worker_init_fn=init_fn):
+    for _ in run.loader(run.train_data, batch_size=256, shuffle=True, worker_init_fn=init_fn):
         pass
     run.epoch_end(model, 1)
     run.finish(model)

@@ -46,9 +46,8 @@ def run_evaluate(train_json_path, model_path, tracking_path, eval_json_path, pre
     eval.json. Returns eval.json's record."""
     import numpy as np
 
-    from reprogrid import rngtrace
     from reprogrid.data import load_split
-    from reprogrid.evaluate import evaluate_model
+    from reprogrid.evaluate import evaluate_run
     from reprogrid.hashing import predictions_digest, tensor_to_numpy
     from reprogrid.library import apply_library, torch_device, torch_dtype
     from reprogrid.models import build_model
@@ -65,9 +64,8 @@ def run_evaluate(train_json_path, model_path, tracking_path, eval_json_path, pre
     model = build_model(run_config["model"], split.n_classes, split.n_features)
     model = model.to(device=torch_device(library), dtype=torch_dtype(library))
     model.load_state_dict(state)
-    before = rngtrace.snapshot()
-    metrics, logits, labels = evaluate_model(model, run_config, split)
-    drawn = rngtrace.advanced(before, rngtrace.snapshot())  # evaluation should draw nothing
+    # reprogrid's evaluation draws nothing; a user's may (from one stream, the same in every replicate)
+    metrics, logits, labels, drawn = evaluate_run(model, run_config, split, train_record["seeds"])
 
     write_atomically(predictions_path, lambda partial: np.savez(partial, logits=logits, labels=labels))
     files = {"predictions.npz": file_digest(predictions_path)}

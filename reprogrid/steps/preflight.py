@@ -79,6 +79,16 @@ def run_preflight(config: dict) -> None:
         model = build_model(run_config["model"], split.n_classes, split.n_features)
     except ValueError as error:  # a built-in model that cannot take this data
         raise cfg.ConfigError(model_key, str(error)) from None
+    if "evaluation" in run_config:  # the user's evaluation defines what the model's outputs are
+        from reprogrid.evaluate import evaluate_run
+        from reprogrid.library import torch_device, torch_dtype
+
+        library = run_config["library"]
+        model = model.to(device=torch_device(library), dtype=torch_dtype(library))
+        metrics = evaluate_run(model, run_config, split, seeds)[0]
+        log.info("preflight: %s returns %s for the untrained model", run_config["evaluation"]["factory"],
+                 ", ".join(metrics))
+        return
     inputs = torch.as_tensor(split.x_train[:2])
     targets = torch.as_tensor(split.y_train[:2], dtype=torch.float32 if split.task == "regression" else None)
     try:
@@ -89,7 +99,11 @@ def run_preflight(config: dict) -> None:
     if not isinstance(outputs, torch.Tensor):
         if run_config["model"].get("name") == "vae":
             return  # reconstruction, mean, log-variance: trained by its ELBO
-        raise cfg.ConfigError(model_key, f"the model returned {type(outputs).__name__}; it must return a tensor")
+        raise cfg.ConfigError(model_key, f"the model returned {type(outputs).__name__}, and reprogrid's evaluation "
+                                         "takes a tensor (logits, or regression outputs); for a model that returns "
+                                         "something else, name your own evaluation: `evaluation: {factory: "
+                                         "'pkg.module:evaluate'}`, evaluate(model, run) -> {'metrics': {...}, "
+                                         "'outputs': per-example test outputs} (config/README.md, evaluation)")
     if split.task == "classification" and (outputs.ndim != 2 or outputs.shape[1] < split.n_classes):
         raise cfg.ConfigError(model_key, f"the model outputs shape {tuple(outputs.shape)} for 2 examples; to "
                                          f"classify {split.n_classes} classes it must output (2, {split.n_classes})")

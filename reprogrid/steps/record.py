@@ -15,7 +15,7 @@ from pathlib import Path
 
 import reprogrid
 from reprogrid import config as cfg
-from reprogrid.prediction import varied_sources
+from reprogrid.prediction import of_record, unused_sources, varied_sources
 
 log = logging.getLogger("reprogrid")
 
@@ -36,8 +36,8 @@ def run_params(run_config: dict, seeds: dict[str, int]) -> dict:
     params |= {f"seed.{s}": seeds[s] for s in cfg.SOURCES}
     params |= {f"seed_mode.{s}": run_config["seed_modes"][s] for s in cfg.SOURCES}
     params |= {f"lib.{k}": v for k, v in run_config["library"].items()}
-    for section in ("dataset", "model", "training", "augment"):
-        for key, value in run_config[section].items():
+    for section in ("dataset", "model", "training", "augment", "evaluation"):  # as resolved: a fit's training is its own
+        for key, value in run_config.get(section, {}).items():
             if isinstance(value, dict):  # a factory's kwargs: one param each
                 params |= {f"{section}.{key}.{k}": v for k, v in value.items()}
             else:
@@ -55,7 +55,7 @@ def run_tags(train: dict, evaluation: dict) -> dict:
         "reprogrid.replicate": run_config["replicate"],
         "reprogrid.expect_bitwise": str(train["expect_bitwise"]).lower(),
         "reprogrid.expect_rerun_bitwise": str(train["expect_rerun_bitwise"]).lower(),
-        "reprogrid.varied_sources": ",".join(varied_sources(run_config, train.get("rng"))),
+        "reprogrid.varied_sources": ",".join(varied_sources(run_config, **of_record(train))),
         "reprogrid.version": reprogrid.__version__,
         "reprogrid.executor": train["executor"],
         "reprogrid.task": train["task"],
@@ -67,6 +67,10 @@ def run_tags(train: dict, evaluation: dict) -> dict:
              for phase, drawn in (train.get("rng", {}) | {"evaluate": evaluation.get("rng", [])}).items()}
     if train.get("worker_duplicates"):
         tags["reprogrid.worker_rng_duplicated"] = ",".join(train["worker_duplicates"])
+    if unused_sources(run_config, train.get("sources_used")):  # varied, but the run never drew from its stream
+        tags["reprogrid.unused_sources"] = ",".join(unused_sources(run_config, train.get("sources_used")))
+    if train.get("library_unreached"):  # knobs that never reached the training
+        tags["reprogrid.lib_unreached"] = ",".join(train["library_unreached"])
     if train["library_mismatch"]:
         tags["reprogrid.lib_mismatch"] = json.dumps(train["library_mismatch"])
     if train["determinism_warnings"]:  # warn_only: operations that ran without a deterministic kernel

@@ -169,6 +169,9 @@ def run_train(run_config: dict, seeds_path, model_path, train_json_path,
                                         "workflow_dir": str(workflow_dir) if workflow_dir else None, "kind": kind})
     state = result.model.state_dict()
     write_atomically(model_path, lambda partial: torch.save(state, partial))
+    # read back from the training: run.loader starts every worker it is configured with, or none
+    library["num_workers"] = run_config["library"]["num_workers"] if result.loader_workers_started else 0
+    unreached = ["num_workers"] if run_config["library"]["num_workers"] and not result.loader_workers_started else []
     hashes = {
         "data": data_hash,
         "code": code_hash(),
@@ -185,10 +188,13 @@ def run_train(run_config: dict, seeds_path, model_path, train_json_path,
         "run_config": run_config,
         "seeds": seeds,
         "seed_modes": run_config["seed_modes"],
-        # predicted from what the run drew (its RNG trace), not only from its config
-        "expect_bitwise": expect_bitwise(run_config, result.rng),
-        "expect_rerun_bitwise": expect_rerun_bitwise(run_config, result.rng),
+        # predicted from what the run drew (its RNG trace and the streams it used), not only from its config
+        "expect_bitwise": expect_bitwise(run_config, result.rng, result.sources_used),
+        "expect_rerun_bitwise": expect_rerun_bitwise(run_config, result.rng, result.sources_used),
         "rng": result.rng,  # phase -> global generators drawn from (per epoch: in "epochs")
+        "sources_used": result.sources_used,
+        "training_started_by": result.training_started_by,
+        "loader_workers_started": result.loader_workers_started,
         "worker_duplicates": result.worker_duplicates,
         "resumed_from_epoch": result.resumed_from_epoch,
         # written, seconds, bytes (the last one), unrestored and unregistered pieces
@@ -208,6 +214,7 @@ def run_train(run_config: dict, seeds_path, model_path, train_json_path,
         "started_ms": start_ms,
         "library_effective": library,
         "library_mismatch": mismatches(run_config["library"], library),
+        "library_unreached": unreached,  # knobs that never reached the training (no loader worker started)
         "env": env,
         "executor": "+".join(executors),  # e.g. warm+fresh: a run interrupted and resumed
         "workdir": os.getcwd(),  # where relative data paths and own factories resolve

@@ -46,7 +46,7 @@ def fit(run, epochs: int = 10, lr: float = 0.05, cutout: int = 3, degrees: float
     model = run.model()  # the config's model, built under the init stream
     affine = K.RandomAffine(degrees=degrees, translate=(0.1, 0.1), p=1.0)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    loader = run.loader(Cutout(run.train_data, cutout), batch_size=32, worker_init_fn=seed_worker)
+    loader = run.loader(Cutout(run.train_data, cutout), batch_size=32, shuffle=True, worker_init_fn=seed_worker)
     for epoch in range(1, epochs + 1):
         model.train()
         total, seen = 0.0, 0

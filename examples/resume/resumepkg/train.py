@@ -18,7 +18,7 @@ def fit(run, epochs: int, lr: float, forget_jitter: bool = False):
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     jitter = random.Random(run.seed("augment"))
-    loader = run.loader(run.train_data, batch_size=64)
+    loader = run.loader(run.train_data, batch_size=64, shuffle=True)
     own = {} if forget_jitter else {"jitter": jitter}
     first = run.resumable(model=model, optimizer=optimizer, scheduler=schedule, **own)
     for epoch in range(first, epochs + 1):
