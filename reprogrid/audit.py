@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from reprogrid.config import SOURCES
 from reprogrid.divergence import first_divergent_epoch
+from reprogrid.prediction import cell_expects_bitwise
 
 HASHES = ("data", "code", "config", "env", "library", "init_weights", "weights", "predictions")
 FINISHED, RUNNING = "FINISHED", "RUNNING"
@@ -27,6 +28,13 @@ class RunRecord:
     tags: dict
     params: dict
     metrics: dict = field(default_factory=dict)
+    end_time: int | None = None  # when the record was sealed (MLflow's end time)
+
+    @property
+    def sealed(self) -> tuple[int, int]:
+        """When the record was sealed, then when its training began: a rerun evaluate
+        records anew a training that began as long ago as the older record's."""
+        return self.end_time or self.start_time, self.start_time
 
     @property
     def kind(self) -> str:
@@ -75,12 +83,12 @@ def expected_keys(grid: dict | None) -> list[str]:
 
 
 def current_runs(records: list[RunRecord]) -> dict[str, RunRecord]:
-    """The run that counts for each key: its latest finished grid run. Earlier attempts
-    (forced reruns) and replays stay as history."""
+    """The run that counts for each key: its finished grid run sealed last. Earlier
+    attempts (forced reruns) and replays stay as history."""
     current: dict[str, RunRecord] = {}
     for record in records:
         if record.kind == "run" and record.status == FINISHED:
-            if record.key not in current or record.start_time > current[record.key].start_time:
+            if record.key not in current or record.sealed > current[record.key].sealed:
                 current[record.key] = record
     return current
 
@@ -161,7 +169,7 @@ def _check_cells(report, current, grid, fingerprints):
     order += sorted(set(cells) - set(order))
     for cell in order:
         runs = sorted(cells.get(cell, []), key=lambda r: int(r.tags.get("reprogrid.replicate", 0)))
-        expect = bool(runs) and all(r.flag("expect_bitwise") for r in runs)
+        expect = cell_expects_bitwise([r.flag("expect_bitwise") for r in runs])
         groups = _groups(runs, "weights", "predictions")
         row = {
             "setting": cell[0], "libconf": cell[1], "runs": len(runs),

@@ -112,12 +112,11 @@ def resume_check(args) -> int:
 
 
 def _finding(text: str, found: dict, json_path: str | None) -> int:
-    import json
-
     print(text)
     if json_path:
-        with open(json_path, "w", encoding="utf-8") as handle:
-            json.dump(found, handle, indent=1)
+        from reprogrid.records import write_json
+
+        write_json(json_path, found)
     return 1 if found["diverged"] else 0
 
 

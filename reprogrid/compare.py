@@ -18,9 +18,16 @@ import pandas as pd
 
 from reprogrid import divergence, rngtrace, stats
 from reprogrid.hashing import file_digest, predictions_digest
-from reprogrid.prediction import entropy_seeded_drawn, of_record, unseeded_drawn, unused_sources, varied_sources
+from reprogrid.prediction import (
+    cell_expects_bitwise,
+    entropy_seeded_drawn,
+    of_record,
+    unseeded_drawn,
+    unused_sources,
+    varied_sources,
+)
 from reprogrid.recompute import disagreements, metrics_from
-from reprogrid.records import IntegrityError, read_sealed
+from reprogrid.records import IntegrityError, read_sealed, write_atomically
 
 BEST_OF = (2, 5, 10)
 SUMMARY_COLUMNS = [
@@ -251,7 +258,8 @@ def cell_row(cell: Cell, all_runs_by_libconf: dict[str, list[RunResult]], refere
     divergences = [d for d in divergences if d is not None]
     seconds = float(np.median([r.train_seconds for r in runs]))
     row = {
-        "setting": first.setting, "libconf": first.libconf, "runs": n, "expect_bitwise": first.expect_bitwise,
+        "setting": first.setting, "libconf": first.libconf, "runs": n,
+        "expect_bitwise": cell_expects_bitwise([r.expect_bitwise for r in runs]),
         "distinct_weights": distinct_weights, "distinct_predictions": distinct_predictions,
         "bitwise_reproducible": (distinct_weights == 1 and distinct_predictions == 1) if n > 1 else None,
         "divergence_rate_upper95": divergence_rate_upper95(n) if n > 1 and distinct_weights == 1
@@ -349,35 +357,39 @@ class Comparison:
     versus: pd.DataFrame = field(default_factory=pd.DataFrame)  # versus.csv: is A better than B?
 
 
-VERSUS_COLUMNS = ["a_setting", "a_libconf", "b_setting", "b_libconf", "metric", "runs_a", "runs_b", "p_a_better",
-                  "ci_low", "ci_high", "paired", "verdict", "meaningful"]
+VERSUS_COLUMNS = ["setting", "a_libconf", "b_libconf", "metric", "runs_a", "runs_b", "distinct_a", "distinct_b",
+                  "paired", "mean_difference", "ci_low", "ci_high", "p_a_better", "p_ci_low", "p_ci_high",
+                  "verdict", "seeds_needed", "comparisons"]
+METRICS = ("test_accuracy", "test_loss", "test_rmse")
 
 
-def versus_rows(cells: dict[tuple[str, str], Cell]) -> list[dict]:
-    """Every pair of cells that share a setting or a library configuration, per metric:
-    the probability that A's runs beat B's (reprogrid.versus)."""
+def versus_rows(cells: dict[tuple[str, str], Cell], effect_sizes: dict[str, float]) -> list[dict]:
+    """Every two library configurations under one seed setting, per metric: is A better
+    than B beyond seed noise (reprogrid.versus)? Comparisons between two seed settings
+    say nothing about a change, so there are none. `comparisons`: how many the table
+    makes per metric (at 95 % each, one in twenty of arms that do not differ reads
+    `better` by chance)."""
     from reprogrid import versus
 
     rows = []
     keys = list(cells)
-    for i, (setting_a, libconf_a) in enumerate(keys):
+    for i, (setting, libconf_a) in enumerate(keys):
         for setting_b, libconf_b in keys[i + 1:]:
-            if setting_a != setting_b and libconf_a != libconf_b:
+            if setting_b != setting:
                 continue
-            a, b = cells[(setting_a, libconf_a)], cells[(setting_b, libconf_b)]
+            a, b = cells[(setting, libconf_a)], cells[(setting, libconf_b)]
             # one setting, two library configurations: the same seeds, replicate by replicate
-            paired = setting_a == setting_b and [r.replicate for r in a.runs] == [r.replicate for r in b.runs]
-            for metric in ("test_accuracy", "test_loss", "test_rmse"):
-                if metric not in a.first.metrics or metric not in b.first.metrics or min(len(a.runs), len(b.runs)) < 2:
+            paired = [r.replicate for r in a.runs] == [r.replicate for r in b.runs]
+            for metric in METRICS:
+                if metric not in a.first.metrics or metric not in b.first.metrics:
                     continue
-                p, low, high = versus.probability_of_improvement(
-                    [r.metrics[metric] for r in a.runs], [r.metrics[metric] for r in b.runs], paired,
-                    metric in versus.LOWER_IS_BETTER)
-                rows.append({"a_setting": setting_a, "a_libconf": libconf_a, "b_setting": setting_b,
-                             "b_libconf": libconf_b, "metric": metric, "runs_a": len(a.runs), "runs_b": len(b.runs),
-                             "p_a_better": p, "ci_low": low, "ci_high": high, "paired": paired,
-                             "verdict": versus.verdict(low, high),
-                             "meaningful": p >= versus.MEANINGFUL or p <= 1 - versus.MEANINGFUL})
+                found = versus.compare_arms([r.metrics[metric] for r in a.runs], [r.metrics[metric] for r in b.runs],
+                                            paired, metric, len({r.weights for r in a.runs}),
+                                            len({r.weights for r in b.runs}), effect_sizes[metric])
+                rows.append({"setting": setting, "a_libconf": libconf_a, "b_libconf": libconf_b, "metric": metric}
+                            | found)
+    for row in rows:
+        row["comparisons"] = sum(other["metric"] == row["metric"] for other in rows)
     return rows
 
 
@@ -389,21 +401,22 @@ DEFAULT_EFFECT_SIZES = {"test_accuracy": 0.005, "test_loss": 0.01, "test_rmse": 
 
 def power_rows(cells: dict[tuple[str, str], Cell], effect_sizes: dict[str, float]) -> list[dict]:
     """Per cell and metric: the smallest difference its number of runs detects, and the
-    runs per arm needed to detect the configured effect size (reprogrid.power)."""
+    runs per arm needed to detect the configured effect size, against a rival arm that
+    spreads alike, by the test versus gives its verdicts by (reprogrid.power). A cell
+    without seed noise (SD 0) gets neither: no number of its runs makes a test."""
     from reprogrid import power
 
     rows = []
     for (setting, libconf), cell in cells.items():
-        for metric in ("test_accuracy", "test_loss", "test_rmse"):
+        for metric in METRICS:
             if metric not in cell.first.metrics:
                 continue
             values = np.array([r.metrics[metric] for r in cell.runs], dtype=np.float64)
             sd = stats.std(values) if len(values) > 1 else None
             effect = effect_sizes[metric]
             rows.append({"setting": setting, "libconf": libconf, "metric": metric, "runs": len(values), "sd": sd,
-                         "effect_size": effect,
-                         "min_detectable_effect": None if sd is None else power.min_detectable_effect(sd, len(values)),
-                         "seeds_needed": None if sd is None else power.seeds_needed(effect, sd)})
+                         "effect_size": effect, "min_detectable_effect": power.min_detectable_effect(sd, len(values)),
+                         "seeds_needed": power.seeds_needed(effect, sd)})
     return rows
 
 
@@ -411,6 +424,7 @@ def compare_runs(runs: list[RunResult], reference_libconf: str | None = None,
                  effect_sizes: dict[str, float] | None = None) -> Comparison:
     """All tables for runs ordered cell by cell (cells keep the order their runs come in)."""
     cells = {key: Cell.of(members) for key, members in group_cells(runs).items()}
+    effects = DEFAULT_EFFECT_SIZES | (effect_sizes or {})
     by_libconf: dict[str, list[RunResult]] = {}
     for run in runs:
         by_libconf.setdefault(run.libconf, []).append(run)
@@ -433,9 +447,9 @@ def compare_runs(runs: list[RunResult], reference_libconf: str | None = None,
         libconfs=pd.DataFrame(libconfs, columns=LIBCONF_COLUMNS),
         cells=cells,
         reference_libconf=reference,
-        power=pd.DataFrame(power_rows(cells, DEFAULT_EFFECT_SIZES | (effect_sizes or {})),
-                           columns=POWER_COLUMNS).astype({"seeds_needed": "Int64"}),
-        versus=pd.DataFrame(versus_rows(cells), columns=VERSUS_COLUMNS),
+        power=pd.DataFrame(power_rows(cells, effects), columns=POWER_COLUMNS).astype({"seeds_needed": "Int64"}),
+        versus=pd.DataFrame(versus_rows(cells, effects), columns=VERSUS_COLUMNS).astype(
+            {"seeds_needed": "Int64", "distinct_a": "Int64", "distinct_b": "Int64"}),
     )
 
 
@@ -452,8 +466,8 @@ def all_sources_setting(cells: dict[tuple[str, str], Cell], libconf: str) -> str
 def attribution_rows(cells: dict[tuple[str, str], Cell], pairs: pd.DataFrame, reference_libconf: str) -> list[dict]:
     """Each single-source cell against the all-sources cell of its library configuration
     (accuracy SD and disagreement, as ratios with bootstrap intervals); and each library
-    configuration's deterministic control against the reference configuration's: the
-    implementation's own effect, on the same scale."""
+    configuration against the reference one on the same seeds: the implementation's own
+    effect, on the same scale."""
     rows = []
     libconfs = list(dict.fromkeys(lc for _, lc in cells))
     references = {lc: all_sources_setting(cells, lc) for lc in libconfs}
@@ -465,14 +479,27 @@ def attribution_rows(cells: dict[tuple[str, str], Cell], pairs: pd.DataFrame, re
                 sources = cell.first.varied_sources.split(",")
                 if lc == libconf and cell.first.varied_sources and len(sources) == 1:
                     rows.append(_attribution_row(libconf, sources[0], setting, cell, everything, reference_setting))
-        control = next((c for (s, lc), c in cells.items() if lc == libconf and not c.first.varied_sources), None)
-        # scaled by all sources under this configuration, else under the reference one
-        scale_libconf = libconf if reference_setting is not None else reference_libconf
-        if control is not None and libconf != reference_libconf and references.get(scale_libconf):
-            everything = cells[(references[scale_libconf], scale_libconf)]
-            rows.append(_implementation_row(libconf, control, everything, references[scale_libconf], pairs,
-                                            reference_libconf, cells.get((control.first.setting, reference_libconf))))
+        scale_setting = references.get(reference_libconf)  # all sources, under the reference configuration
+        if libconf != reference_libconf and scale_setting is not None:
+            arm, reference_arm = _implementation_arms(cells, libconf, reference_libconf, references)
+            if arm is not None:
+                rows.append(_implementation_row(libconf, arm, reference_arm, cells[(scale_setting, reference_libconf)],
+                                                pairs, reference_libconf))
     return rows
+
+
+def _implementation_arms(cells, libconf: str, reference_libconf: str, references: dict) -> tuple:
+    """The two cells that show what `libconf` alone changes: one setting under it and under
+    the reference configuration, replicate by replicate on the same seeds. The all-sources
+    setting where both have it (independent runs: the spread carries its uncertainty), else
+    the deterministic control (one pair of runs, however often it ran)."""
+    setting = references.get(reference_libconf)
+    if setting is None or (setting, libconf) not in cells:
+        setting = next((s for (s, lc), c in cells.items() if lc == libconf and not c.first.varied_sources
+                        and (s, reference_libconf) in cells), None)
+    if setting is None:
+        return None, None
+    return cells[(setting, libconf)], cells[(setting, reference_libconf)]
 
 
 def primary_metric(run: RunResult) -> str:
@@ -498,32 +525,36 @@ def _attribution_row(libconf, source, setting, cell: Cell, everything: Cell, ref
                 std_ratio, _mean(cell.disagreement), disagreement_ratio)
 
 
-def _implementation_row(libconf, control: Cell, everything: Cell, reference_setting, pairs, reference_libconf,
-                        reference_control: Cell | None) -> dict:
-    """The deterministic control's seeds under this library configuration against the same
-    seeds, replicate by replicate, under the reference configuration: the spread the
-    implementation alone makes, as an SD implied by the paired differences
-    (stats.paired_std) and as the mean disagreement of those pairs, each set against the
-    all-sources cell. (A within-configuration SD would be 0 by construction here.)"""
-    key = primary_metric(control.first)
-    reference_runs = {r.replicate: r for r in reference_control.runs} if reference_control else {}
-    differences = np.array([r.metrics[key] - reference_runs[r.replicate].metrics[key]
-                            for r in control.runs if r.replicate in reference_runs])
-    all_values = _accuracy_or_loss(everything)
+def _implementation_row(libconf, arm: Cell, reference_arm: Cell, everything: Cell, pairs, reference_libconf) -> dict:
+    """One setting's runs under this library configuration against the same replicates
+    (same seeds) under the reference one: the spread the implementation alone makes, as
+    the SD implied by the paired differences (stats.paired_std) and as the mean
+    disagreement of those pairs, each set against all sources' under the reference
+    configuration (`everything`). `runs` counts the distinct pairs: a deterministic
+    setting's replicates are one pair, repeated, and get no interval."""
+    key = primary_metric(arm.first)
+    reference_runs = {r.replicate: r for r in reference_arm.runs}
+    matched = [(r, reference_runs[r.replicate]) for r in arm.runs if r.replicate in reference_runs]
+    distinct = {(a.weights, b.weights) for a, b in matched}
+    if len(distinct) < len(matched):  # replicates that repeat one another: count each pair once
+        matched = list({(a.weights, b.weights): (a, b) for a, b in matched}.values())
+    differences = np.array([a.metrics[key] - b.metrics[key] for a, b in matched])
+    scale = _accuracy_or_loss(everything)
     std_ratio = stats.bootstrap_ratio(stats.resampled_paired_std(differences), differences.size,
-                                      stats.resampled_std(all_values), all_values.size)
-    mask = ((pairs["kind"] == "libconfs") & (pairs["setting"] == control.first.setting)
+                                      stats.resampled_std(scale), scale.size)
+    setting = arm.first.setting
+    mask = ((pairs["kind"] == "libconfs") & (pairs["setting"] == setting)
             & (((pairs["libconf_a"] == libconf) & (pairs["libconf_b"] == reference_libconf))
                | ((pairs["libconf_a"] == reference_libconf) & (pairs["libconf_b"] == libconf))))
-    across = pairs.loc[mask, "disagreement"].dropna().to_numpy(dtype=np.float64)
+    across = pairs.loc[mask, "disagreement"].dropna().to_numpy(dtype=np.float64)[:len(matched)]
     disagreement_ratio = (None, None, None)
-    if everything.disagreement is not None:
+    if everything.disagreement is not None and across.size:
         disagreement_ratio = stats.bootstrap_ratio(
             lambda i: across[i].mean(axis=1), across.size,
             stats.mean_pairwise(stats.square(everything.disagreement, len(everything.runs))), len(everything.runs),
         )
-    return _row(libconf, f"implementation: {libconf} vs {reference_libconf}", control.first.setting,
-                reference_setting, differences.size, stats.paired_std(differences), std_ratio,
+    return _row(libconf, f"implementation: {libconf} vs {reference_libconf}", setting, everything.first.setting,
+                differences.size, stats.paired_std(differences), std_ratio,
                 float(across.mean()) if across.size else None, disagreement_ratio)
 
 
@@ -552,5 +583,4 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
         first = values.dropna().iloc[0] if values.notna().any() else None
         if isinstance(first, (bool, np.bool_)):
             out[column] = values.map({True: "true", False: "false"})
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(path, index=False)
+    write_atomically(path, lambda partial: out.to_csv(partial, index=False))

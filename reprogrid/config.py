@@ -224,8 +224,9 @@ def seed_modes(config: dict, setting: str) -> dict[str, str]:
 
 def library_knobs(config: dict, libconf: str) -> dict[str, Any]:
     knobs = {**LIBRARY_DEFAULTS, **(config["library_configs"][libconf] or {})}
-    if knobs["interrupt_after_epoch"] is None:  # left out when off: older runs keep their config hash
-        del knobs["interrupt_after_epoch"]
+    for knob in ("interrupt_after_epoch", "cpu_capability"):
+        if knobs[knob] is None:  # left out when off: older runs keep their config hash
+            del knobs[knob]
     return knobs
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from reprogrid import tracking
 from reprogrid.divergence import first_divergent_epoch
 from reprogrid.prediction import unseeded_drawn
+from reprogrid.records import write_atomically
 
 CAUSES = ("initialization", "input", "random_op", "nondeterministic_op", "implementation")
 PHASES = ("input", "forward", "backward", "optimizer")
@@ -217,7 +218,8 @@ def localise(records: list[dict], streams: Path) -> dict:
         ops = probe_both(records, epoch, step, scratch)
     streams.mkdir(parents=True, exist_ok=True)
     for record, stream in zip(records, ops):
-        (streams / f"{record['run_id']}.ops.json").write_text(json.dumps(stream["ops"], indent=0))
+        text = json.dumps(stream["ops"], indent=0)
+        write_atomically(streams / f"{record['run_id']}.ops.json", lambda partial, text=text: partial.write_text(text))
     return root_cause(records, ops, epoch, step, phase)
 
 

@@ -41,6 +41,8 @@ def environment_record() -> dict:
     import numpy as np
     import torch
 
+    from reprogrid.envvars import supported_capabilities
+
     record = {
         "python": sys.version.split()[0],
         "python_implementation": platform.python_implementation(),
@@ -54,8 +56,11 @@ def environment_record() -> dict:
         "machine": platform.machine(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "torch_build": torch.__config__.show(),
+        # what the CPU can run; which path a run's kernels took is its library record's
+        # (ATEN_CPU_CAPABILITY is a library knob), so it is left out of the build line too
+        "cpu_capabilities": supported_capabilities(),
+        "torch_build": "\n".join(line for line in torch.__config__.show().splitlines()
+                                 if "CPU capability usage" not in line),
     }
     if torch.cuda.is_available():
         record["gpu"] = gpu_details()

@@ -14,7 +14,7 @@ import re
 
 # Only variables that can change numerics or threading are recorded.
 RECORDED_ENV_PREFIXES = (
-    "OMP_", "MKL_", "KMP_", "OPENBLAS_", "GOTO_", "BLIS_", "VECLIB_", "ONEDNN_", "DNNL_",
+    "ATEN_", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "GOTO_", "BLIS_", "VECLIB_", "ONEDNN_", "DNNL_",
     "CUBLAS_", "CUDA_", "CUDNN_", "NVIDIA_TF32", "PYTORCH_", "TORCH_", "PYTHONHASHSEED",
 )
 # Not numerics settings: which device a job was handed is the scheduler's choice (a
@@ -60,6 +60,35 @@ def thread_limits(environ: dict | None = None) -> dict[str, int]:
     return limits
 
 
+# torch's CPU kernels: ATEN_CPU_CAPABILITY picks the SIMD path (read once, at first use).
+# torch takes any value it knows, whether the CPU has the instructions or not (and then
+# dies of an illegal instruction), so what this CPU can run is read from its flags.
+CAPABILITY_ENV = "ATEN_CPU_CAPABILITY"
+CAPABILITY_FLAGS = {"default": set(), "avx2": {"avx2", "fma"}, "avx512": {"avx512f", "avx512bw", "avx512vl", "avx512dq"}}
+
+
+def supported_capabilities(cpuinfo: str | None = None) -> list[str]:
+    """The ATEN_CPU_CAPABILITY values this CPU can run (x86 Linux: from /proc/cpuinfo's
+    flags; elsewhere only `default` is known to be safe)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as handle:
+                cpuinfo = handle.read()
+        except OSError:
+            cpuinfo = ""
+    line = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "")
+    flags = set(line.partition(":")[2].split())
+    return [name for name, needed in CAPABILITY_FLAGS.items() if needed <= flags]
+
+
+def check_capability(value: str) -> None:
+    """Refuse (ValueError) a capability this CPU cannot run."""
+    supported = supported_capabilities()
+    if value not in supported:
+        raise ValueError(f"cpu_capability {value!r} needs instructions this CPU does not have "
+                         f"(it can run: {', '.join(supported)}); torch would die of an illegal instruction")
+
+
 def size_thread_pools(environ: dict | None = None) -> None:
     """Give this process's OpenMP and BLAS pools the sizes a fresh process started with
     `environ` would have given them at load (the libraries' default: one per CPU this
@@ -76,7 +105,13 @@ def restore_recorded_env_vars(recorded: dict[str, str]) -> dict[str, str | None]
     """Make this process's numerics-relevant variables exactly those of a recorded run
     (set what it had, unset what it did not). Snakemake, for one, sets OMP_NUM_THREADS
     and its kin to each job's threads. Returns {name: value set, or None if unset}.
-    Effective only before torch is imported: it reads some of them once."""
+    Effective only before torch is imported: it reads some of them once. A recorded CPU
+    capability this CPU cannot run is refused (ValueError) before anything is set."""
+    if recorded.get(CAPABILITY_ENV):
+        try:
+            check_capability(recorded[CAPABILITY_ENV].lower())
+        except ValueError as error:
+            raise ValueError(f"the recorded {CAPABILITY_ENV}: {error}") from None
     changes: dict[str, str | None] = {}
     for name in set(recorded_env_vars()) | set(recorded):
         if name in recorded and os.environ.get(name) != recorded[name]:

@@ -106,7 +106,8 @@ class Run:
         self.rng: dict[str, list[str]] = {"split": list(split.drawn), "init": []}
         self.worker_duplicates: list[str] = []  # generators loader workers started from in one state
         self.worker_starts = 0
-        self._worker_reports = None
+        self._worker_reports = None  # a queue the loader workers report their starting states on
+        self._worker_states: list[dict] = []  # what they reported, drained every epoch
         self._training_started = False
         self.training_started_by: str | None = None
         self._seeds_read: set[str] = set()  # sources whose integer seed the fit asked for
@@ -370,6 +371,7 @@ class Run:
             record[name] = value
         self.epochs.append(record)
         self._since = now
+        self._drain_worker_reports()
         if PROBE is not None:
             PROBE.on_epoch_end(epoch, record["weights"])
         self._after_epoch(epoch, sys._getframe(1))  # noqa: SLF001 - the fit's frame
@@ -388,17 +390,24 @@ class Run:
             raise FitError(f"the library configuration interrupts after epoch {interrupt}, but the fit trained "
                            f"{len(self.epochs)} epochs: the run was never interrupted, so its resume is untested "
                            "(set interrupt_after_epoch below the epochs the fit trains)")
-        if self._worker_reports is not None:
-            starts, deadline = [], time.monotonic() + 2  # reports are in flight from worker start
-            while time.monotonic() < deadline:
-                try:
-                    starts.append(self._worker_reports.get(timeout=0.05))
-                except queue.Empty:
-                    if len(starts) >= self._library["num_workers"]:
-                        break
-            self.worker_duplicates = rngtrace.duplicated(starts)
-            self.worker_starts = len(starts)
+        self._drain_worker_reports(final=True)
+        self.worker_duplicates = rngtrace.duplicated(self._worker_states)
+        self.worker_starts = len(self._worker_states)
         self.sources_used = self._sources_used()
+
+    def _drain_worker_reports(self, final: bool = False) -> None:
+        """Take the loader workers' reports off their queue, so that none waits to exit on
+        a full pipe (a worker's queue writes from a thread that must flush before the
+        process ends). At the end, reports still in flight are waited for, briefly."""
+        if self._worker_reports is None:
+            return
+        deadline = time.monotonic() + (2 if final else 0)
+        while True:
+            try:
+                self._worker_states.append(self._worker_reports.get(timeout=0.05 if final else 0.001))
+            except queue.Empty:
+                if time.monotonic() >= deadline or len(self._worker_states) >= self._library["num_workers"]:
+                    return
 
     def _sources_used(self) -> list[str]:
         """The sources whose streams this run drew from, as seen: `init` and `dropout`

@@ -16,8 +16,6 @@ from typing import Any
 
 import numpy as np
 
-# Workflow files whose content defines what a run computes; see `code_digest`.
-WORKFLOW_PATTERNS = ("Snakefile", "workflow/rules/*.smk", "scripts/*.py")
 
 def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
@@ -94,29 +92,11 @@ def predictions_digest(logits: np.ndarray, labels: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def code_files(package_dir: str | Path, workflow_dir: str | Path | None) -> dict[str, Path]:
-    """{label: path} of the package's sources ("reprogrid/...") and the workflow's files."""
-    package_dir = Path(package_dir)
-    files = {
-        f"{package_dir.name}/{p.relative_to(package_dir).as_posix()}": p
-        for p in package_dir.rglob("*.py")
-    }
-    if workflow_dir is not None:
-        workflow_dir = Path(workflow_dir)
-        for pattern in WORKFLOW_PATTERNS:
-            files |= {p.relative_to(workflow_dir).as_posix(): p for p in workflow_dir.glob(pattern) if p.is_file()}
-    return dict(sorted(files.items()))
-
-
-def code_digest(package_dir: str | Path, workflow_dir: str | Path | None,
-                extra_files: dict[str, Path] | None = None) -> str:
-    """sha256 over the package's sources and the workflow's Snakefile, rules and scripts,
-    in path order. Each file contributes its label and the sha256 of its content, so
-    renaming a file changes the digest as much as editing it. The package is hashed where
-    it is imported from, the workflow where it runs from: the code actually executed.
-    `extra_files` adds the user's own code (model, data and loss factories)."""
+def code_digest(file_digests: dict[str, str]) -> str:
+    """sha256 over the code a run ran (reprogrid.provenance): each file's label and the
+    sha256 of its content, in label order, so renaming a file changes the digest as much
+    as editing it."""
     digest = hashlib.sha256()
-    files = code_files(package_dir, workflow_dir) | (extra_files or {})
-    for label, path in sorted(files.items()):
-        digest.update(f"{label}\0{file_digest(path)}\n".encode())
+    for label, sha in sorted(file_digests.items()):
+        digest.update(f"{label}\0{sha}\n".encode())
     return digest.hexdigest()

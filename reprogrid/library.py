@@ -99,6 +99,8 @@ def effective_library(knobs: dict) -> dict:
         "cuda_environment": dict(_CUDA_ENV),
         "dtype": knobs["dtype"],
         "device": device,
+        # the SIMD path torch's CPU kernels take (ATEN_CPU_CAPABILITY, else the CPU's best)
+        "cpu_capability": torch.backends.cpu.get_cpu_capability().lower(),
         "num_workers": knobs["num_workers"],
         "seed_workers": knobs["seed_workers"],
         "seed_python_random": knobs["seed_python_random"],

@@ -35,18 +35,19 @@ def entropy_seeded_drawn(run_config: dict, rng: dict[str, list[str]]) -> list[st
             and (g not in SEEDED_BY or library[SEEDED_BY[g]])]
 
 
-def expect_bitwise(run_config: dict, rng: dict[str, list[str]] | None = None, used: list[str] | None = None) -> bool:
+def expect_bitwise(run_config: dict, rng: dict[str, list[str]] | None = None, used: list[str] | None = None,
+                   device: str | None = None) -> bool:
     """The tool's prediction that every replicate of this run's cell is bit-identical.
 
     True when no source the run draws from varies or is left unseeded, every generator
     those sources feed is seeded (NumPy's global one when augmentation is on and runs in
     the main process), and on CUDA deterministic algorithms are on.
     """
-    return expect_rerun_bitwise(run_config, rng, used) and not varied_sources(run_config, rng, used)
+    return expect_rerun_bitwise(run_config, rng, used, device) and not varied_sources(run_config, rng, used)
 
 
 def expect_rerun_bitwise(run_config: dict, rng: dict[str, list[str]] | None = None,
-                         used: list[str] | None = None) -> bool:
+                         used: list[str] | None = None, device: str | None = None) -> bool:
     """The prediction that running this same run again (same replicate, same seeds)
     gives the same bits: the cell-level prediction, except that varied sources are
     allowed (a rerun draws their same seeds again)."""
@@ -59,9 +60,10 @@ def expect_rerun_bitwise(run_config: dict, rng: dict[str, list[str]] | None = No
             return False
     elif "augment" in drawn and library["num_workers"] == 0 and not library["seed_numpy_global"]:
         return False
-    # on a GPU (or one `auto` may find), only deterministic algorithms make kernels repeat
-    # (cuDNN's benchmark mode picks among kernels by timing, so it may pick another next run)
-    if library["device"] in ("cuda", "auto") and (not library["deterministic_algorithms"]
+    # on a GPU (the device the run resolved to; before it ran, one `auto` may find), only
+    # deterministic algorithms make kernels repeat (cuDNN's benchmark mode picks among
+    # kernels by timing, so it may pick another next run)
+    if (device or library["device"]) in ("cuda", "auto") and (not library["deterministic_algorithms"]
                                                    or library.get("cudnn_benchmark")):
         return False
     return True
@@ -116,3 +118,9 @@ def unused_sources(run_config: dict, used: list[str] | None) -> list[str]:
 def of_record(train: dict) -> dict:
     """The keyword arguments the functions above take, from a run's train.json."""
     return {"rng": train.get("rng"), "used": train.get("sources_used")}
+
+
+def cell_expects_bitwise(predictions: list[bool]) -> bool:
+    """A cell is predicted bitwise when every one of its runs is (one definition, for
+    compare and the audit alike)."""
+    return bool(predictions) and all(predictions)

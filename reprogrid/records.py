@@ -1,6 +1,7 @@
 """The JSON files steps hand each other (seeds.json, train.json, eval.json, ...).
 
-Written atomically, so a killed job never leaves half a file. train.json and eval.json
+Written atomically and durably, so a killed job (or a lost machine) never leaves half a
+file. train.json and eval.json
 are sealed: they carry the sha256 of their own content (`record_sha256`), so a
 truncated, damaged or hand-edited record is refused by whatever reads it next, by name.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,14 +29,32 @@ class IntegrityError(RuntimeError):
 
 
 def write_atomically(path: str | Path, write: Callable[[Path], object]) -> None:
-    """`write(partial)` a sibling file, then rename it onto `path`: readers (and a job
-    killed half-way) see the old file or the whole new one, never a part. The partial
-    keeps the suffix, for writers that insist on it (np.save, np.savez)."""
+    """`write(partial)` a sibling file of a name no other writer uses, flush it to disk,
+    then rename it onto `path` and flush the directory: readers (and a job killed half-way,
+    or a machine that loses power) see the old file or the whole new one, never a part, and
+    two writers of one path never write into each other's partial. The partial keeps the
+    suffix, for writers that insist on it (np.save, np.savez)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.stem}.partial{path.suffix}")
-    write(partial)
-    os.replace(partial, path)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}")
+    os.close(handle)
+    partial = Path(name)
+    try:
+        write(partial)
+        _flush(partial)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    _flush(path.parent)
+
+
+def _flush(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def write_json(path: str | Path, document: dict) -> None:

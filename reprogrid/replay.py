@@ -44,6 +44,7 @@ class Comparison:
     changed_inputs: list[str] = field(default_factory=list)
     first_divergent_epoch: int | None = None
     epochs_compared: int = 0
+    notes: list[str] = field(default_factory=list)  # what differs about the replay, in words
 
     @property
     def outputs_equal(self) -> bool:
@@ -67,6 +68,21 @@ def compare_hashes(original_tags: dict, original_epochs: list[str], replayed_has
                                                              comparison.replayed["init_weights"], replayed_epochs)
     comparison.epochs_compared = min(len(original_epochs), len(replayed_epochs))
     return comparison
+
+
+def capability_notes(original: dict, replayed: dict) -> list[str]:
+    """A sentence when torch's CPU kernels took another SIMD path in the replay than in the
+    run (a CPU without AVX-512 replaying a run recorded on one, say): then bits may differ."""
+    def capability(record: dict) -> str | None:  # older records have only the process's, in env
+        found = record["library_effective"].get("cpu_capability") or record["env"].get("cpu_capability")
+        return found.lower() if found else None
+
+    was, now = capability(original), capability(replayed)
+    if was is None or was == now:
+        return []
+    return [f"torch's CPU kernels ran the {now} path here and the {was} path in the run: their results may "
+            f"differ in the last bits (a run needs a CPU with {was} to be replayed on the same path; set "
+            f"cpu_capability in its library configuration to record runs on a path other CPUs have)"]
 
 
 def recorded_seeds(run: dict, train_record: dict) -> dict[str, int]:
@@ -113,7 +129,10 @@ def replay(run_id: str, tracking_uri: str, scratch: str | Path | None = None,
     env_vars = recorded_numerics_env(client, run_id)
     if "torch" in sys.modules:
         log.warning("torch was imported before the replay set the recorded environment variables")
-    restore_recorded_env_vars(env_vars)
+    try:
+        restore_recorded_env_vars(env_vars)
+    except ValueError as error:  # a CPU capability this CPU cannot run
+        raise ReplayError(f"run {run_id} cannot be replayed here: {error}") from None
     size_thread_pools()  # NumPy's BLAS may have loaded before the variables were restored
 
     scratch = Path(scratch).resolve() if scratch else None  # before moving to the workdir
@@ -139,6 +158,7 @@ def replay(run_id: str, tracking_uri: str, scratch: str | Path | None = None,
         replayed["hashes"] | evaluation["hashes"], [e["weights"] for e in replayed["epochs"]],
         seed_derivation_changed(run_config, seeds),
     )
+    comparison.notes += capability_notes(train_record, replayed)
     tracking.set_tags(client, evaluation["mlflow_run_id"], {
         "reprogrid.replay.verdict": comparison.verdict,
         "reprogrid.replay.first_divergent_epoch": "" if comparison.first_divergent_epoch is None
@@ -159,5 +179,6 @@ def render(comparison: Comparison, run_id: str, key: str, replay_run_id: str) ->
     verdict = comparison.verdict
     if comparison.changed_inputs:
         verdict += f" ({', '.join(comparison.changed_inputs)})"
+    lines += [f"note: {note}" for note in comparison.notes]
     lines += [f"verdict: {verdict}", f"replay logged as MLflow run {replay_run_id}"]
     return "\n".join(lines)

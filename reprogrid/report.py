@@ -19,6 +19,7 @@ import pandas as pd
 
 from reprogrid import rngtrace, stats
 from reprogrid.compare import Cell, Comparison, primary_metric
+from reprogrid.records import write_atomically
 
 FIGURES = ("attribution", "accuracy", "disagreement", "cost")
 HEATMAP_RUNS_PER_CELL = 10  # bounds the heatmap's cost on large grids
@@ -196,8 +197,7 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=110, metadata={"Software": None})
+    write_atomically(path, lambda partial: fig.savefig(partial, format="png", dpi=110, metadata={"Software": None}))
     _pyplot().close(fig)
 
 
@@ -366,14 +366,20 @@ def _versus_table(frame: pd.DataFrame) -> str:
     rows = []
     for _, row in frame[frame["metric"] == metric].iterrows():
         css = "yes" if row["verdict"] in ("A better", "B better") else ""
-        interval = "" if _missing(row["ci_low"]) else f" [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
-        rows.append(f"<tr><td>{_e(row['a_setting'])} × {_e(row['a_libconf'])}</td>"
-                    f"<td>{_e(row['b_setting'])} × {_e(row['b_libconf'])}</td>"
-                    f"<td class='num'>{row['p_a_better']:.2f}{interval}"
-                    f"{' ★' if row['meaningful'] else ''}</td><td>{'paired' if row['paired'] else ''}</td>"
-                    f"<td class='{css}'>{_e(row['verdict'])}</td></tr>")
-    header = (f"<tr><th>A</th><th>B</th><th>P(A better), {_e(metric)} [95% CI]</th><th></th><th>verdict</th></tr>")
-    return f"<table><thead>{header}</thead><tbody>{''.join(rows)}</tbody></table>"
+        difference = "" if _missing(row["ci_low"]) else (
+            f"{row['mean_difference']:+.3g} [{row['ci_low']:+.3g}, {row['ci_high']:+.3g}]")
+        share = f"{row['p_a_better']:.2f}" + ("" if _missing(row["p_ci_low"]) else
+                                              f" [{row['p_ci_low']:.2f}, {row['p_ci_high']:.2f}]")
+        rows.append(f"<tr><td>{_e(row['setting'])}</td><td>{_e(row['a_libconf'])}</td><td>{_e(row['b_libconf'])}</td>"
+                    f"<td class='num'>{row['runs_a']}</td><td class='num'>{difference}</td>"
+                    f"<td class='num'>{share}</td><td class='{css}'>{_e(row['verdict'])}</td>"
+                    f"<td class='num'>{'' if _missing(row['seeds_needed']) else row['seeds_needed']}</td></tr>")
+    header = (f"<tr><th>setting</th><th>A</th><th>B</th><th>runs</th><th>{_e(metric)}: A − B [95% CI]</th>"
+              "<th>P(A better) [95% CI]</th><th>verdict</th><th>seeds for the effect size</th></tr>")
+    count = int(frame[frame["metric"] == metric]["comparisons"].iloc[0])
+    note = (f"<p class='muted'>{count} comparison{'s' if count != 1 else ''} of {_e(metric)}: at 95 % each, about "
+            f"{count * 0.05:.1f} of them would read <i>better</i> by chance alone where nothing differs.</p>")
+    return f"<table><thead>{header}</thead><tbody>{''.join(rows)}</tbody></table>{note}"
 
 
 def render_report(title: str, comparison: Comparison, figures: dict[str, Path]) -> str:
@@ -406,26 +412,30 @@ predictions.</p>
 
 <h3>How many seeds a claim needs</h3>
 <p class="muted">Per cell: the smallest difference its runs would detect against a rival configuration that
-spreads alike, and the runs per arm needed to detect the configured effect size (Welch's test, α = 0.05
-one-sided, power 0.8; Colas, Sigaud &amp; Oudeyer 2018). All metrics: power.csv.</p>
+spreads alike, and the runs per arm needed to detect the configured effect size, by the test the verdicts
+below are given by (two-sided t-test, α = 0.05, power 0.8; after Colas, Sigaud &amp; Oudeyer 2018). A cell
+without seed noise gets neither: its runs are one observation. All metrics: power.csv.</p>
 {_table(comparison.power[comparison.power["metric"] == comparison.power["metric"].iloc[0]])
  if not comparison.power.empty else ""}
 
-<h3>Is one cell better than another, beyond seed noise?</h3>
-<p class="muted">Cells sharing a setting or a library configuration: the probability that a run of A beats
-a run of B (ties half; paired replicate by replicate where the two share seeds), with a 95% bootstrap
-interval (from {stats.BOOTSTRAP_MIN_RUNS} runs a cell: below that a bootstrap undercovers, so no interval
-and no verdict). "within seed noise" when the interval includes ½; ★ marks P ≥ 0.75 or ≤ 0.25 (Bouthillier et
-al., MLSys 2021). All metrics: versus.csv.</p>
+<h3>Is one library configuration better than another, beyond seed noise?</h3>
+<p class="muted">Two library configurations under one seed setting, replicate by replicate on the same seeds:
+the mean difference with the 95% interval of the paired t-test, whose verdict is "within seed noise" when
+the interval includes 0; P(A better), the share of replicates on which A wins (ties half), with its exact
+(Clopper–Pearson) interval. An arm whose runs are bitwise identical is one observation, however often it
+ran: no verdict. Two seed settings are not compared: that says nothing about a change. All metrics:
+versus.csv.</p>
 {_versus_table(comparison.versus)}
 
 <h2>2. Which source matters, and by how much</h2>
 <p>Each cell that varies exactly one source, set against the cell that varies all of them under the
 same library configuration (Summers &amp; Dinneen, ICML 2021): a ratio of 1 means that source alone
-makes runs as different as all sources together. "implementation" rows set the deterministic control
-under a library configuration against the same seeds under the reference configuration
-({_e(comparison.reference_libconf)}), replicate by replicate: their SD is the one those paired
-differences imply (√(mean d² / 2)), their disagreement that of the pairs. Intervals: F for a
+makes runs as different as all sources together. "implementation" rows set a library configuration's
+runs against the same seeds under the reference configuration ({_e(comparison.reference_libconf)}),
+replicate by replicate, in the all-sources setting where both have it (independent pairs, whose spread
+carries the uncertainty), else in the deterministic control, which is one pair however often it ran
+(`runs` counts distinct pairs): their SD is the one those paired differences imply (√(mean d² / 2)),
+their disagreement that of the pairs, each set against the reference's own spread. Intervals: F for a
 source's SD ratio; a bootstrap over runs (or replicate pairs) for the others, from
 {stats.BOOTSTRAP_MIN_RUNS} runs a cell (below that it undercovers, so the ratio alone is given).</p>
 {attribution_table}

@@ -14,11 +14,15 @@ import os
 import subprocess
 import sys
 
+from reprogrid import provenance  # noqa: F401 - first: the code this job runs is stamped as it starts
 from reprogrid.runlock import RunLocked
 from reprogrid.steps import STEPS, execute
 
 # `run_key=KEY`: the run whose lock the step holds; not an argument of the step itself
 RUN_KEY_ARGUMENT = "run_key"
+# `cpu_capability=avx2`: torch's CPU kernels for this step, set before torch loads (a warm
+# server, whose torch has chosen already, then declines the job); empty: as torch picks
+CAPABILITY_ARGUMENT = "cpu_capability"
 
 
 class StepFailed(RuntimeError):
@@ -85,6 +89,11 @@ def main(argv: list[str]) -> int:
         print(f"usage: step.py {{{'|'.join(STEPS)}}} LOG [run_key=KEY] NAME=VALUE NAME:=JSON ...", file=sys.stderr)
         return 2
     kwargs = parse_arguments(argv[2:])
+    capability = kwargs.pop(CAPABILITY_ARGUMENT, None)
+    if capability:
+        from reprogrid.envvars import CAPABILITY_ENV
+
+        os.environ[CAPABILITY_ENV] = capability
     try:
         run(argv[0], kwargs, argv[1], kwargs.pop(RUN_KEY_ARGUMENT, None))
     except (StepFailed, RunLocked) as failure:

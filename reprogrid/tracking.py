@@ -332,13 +332,14 @@ def find_experiment(mlflow_client, name: str | None) -> tuple[str, str, dict | N
 
 
 def run_records(mlflow_client, experiment_id: str) -> list[dict]:
-    """Every run of the experiment as plain data: run_id, status, start_time, tags, params,
-    metrics (each one's latest value)."""
+    """Every run of the experiment as plain data: run_id, status, start_time, end_time (when
+    its record was sealed), tags, params, metrics (each one's latest value)."""
     records, token = [], None
     with _reading(f"runs of experiment {experiment_id}"):
         while True:
             page = mlflow_client.search_runs([experiment_id], max_results=SEARCH_PAGE, page_token=token)
             records += [{"run_id": r.info.run_id, "status": r.info.status, "start_time": r.info.start_time,
+                         "end_time": r.info.end_time,
                          "tags": r.data.tags, "params": r.data.params, "metrics": r.data.metrics} for r in page]
             token = page.token
             if not token:

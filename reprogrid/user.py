@@ -33,6 +33,9 @@ def import_factory(spec: str, key: str):
     except Exception as error:  # noqa: BLE001 - any import failure is the user's to fix
         raise ConfigError(key, f"cannot import module {module_name!r} ({type(error).__name__}: {error}); "
                                f"it must be importable from {cwd} or installed") from None
+    from reprogrid import provenance
+
+    provenance.stamp(factory_source_files([spec]).values())  # as first used: the code hash refuses a later edit
     for part in attribute.split("."):
         if not hasattr(target, part):
             raise ConfigError(key, f"module {module_name!r} has no attribute {attribute!r}")
@@ -59,7 +62,8 @@ def factory_specs(run_config: dict) -> list[str]:
     training = run_config["training"]
     loss = training.get("loss", "")
     return [spec for spec in (run_config["dataset"].get("factory"), run_config["model"].get("factory"),
-                              loss if ":" in loss else None, training.get("factory")) if spec]
+                              loss if ":" in loss else None, training.get("factory"),
+                              run_config.get("evaluation", {}).get("factory")) if spec]
 
 
 def factory_source_files(specs: list[str]) -> dict[str, Path]:

@@ -1,89 +1,98 @@
-"""Is A better than B, beyond seed noise? The probability of improvement between two
-cells' runs (Agarwal et al.'s rliable; Bouthillier et al., MLSys 2021).
+"""Is A better than B, beyond seed noise? Two arms compared on one metric: two library
+configurations under one seed setting (and, with variants, two variants under one
+setting and library configuration). Comparing two *seed settings* says nothing about a
+change, so versus.csv does not.
 
-Independent cells: P(A better) is the Mann-Whitney U over all n·m pairs of runs, ties
-counting one half, with a 95 % interval from a stratified bootstrap (A's and B's runs
-resampled separately). Cells that share seeds replicate by replicate (one setting under
-two library configurations) are paired: the share of replicates on which A beats B,
-ties one half, with replicate pairs resampled together. The verdict is `A better` or
-`B better` when the interval excludes ½, else `within seed noise`; P ≥ 0.75 (or ≤ 0.25)
-is marked meaningful, the threshold Bouthillier et al. propose. Below ten runs a side
-a bootstrap of the runs undercovers: the point estimate is given, no interval and no
-verdict.
+The verdict is the two-sided t-test at level 0.05 on the mean difference: paired where
+the arms share seeds replicate by replicate (replicate r of a setting draws the same
+seeds under every library configuration), Welch's otherwise. `A better` or `B better`
+when the 95 % interval of the mean difference excludes 0, else `within seed noise`. It
+is the test reprogrid.power plans for, so the seeds power.csv recommends give this
+verdict the power it states.
+
+A verdict needs independent observations. An arm whose runs end with identical weights
+(every source it draws from is fixed) is one observation however often it ran: no
+verdict (`one observation`), and one whose runs partly repeat is not a sample of
+independent runs either (`runs repeat`). Fewer than MIN_RUNS runs a side: no verdict.
+
+Beside it, P(A better): the share of replicates on which A beats B (ties count ½), with
+the Clopper–Pearson interval of that count (exact, conservative: it covers at least 95 %
+whatever the true share), for paired arms; for unpaired ones the share of all pairs of
+runs (Mann–Whitney), without an interval.
 """
 
 from __future__ import annotations
 
-import functools
+import math
 
 import numpy as np
 
-from reprogrid import stats
+from reprogrid import power
 
-SEED = 20211  # fixed: the same runs give the same table
-# resamples at ten runs a cell (fewer above, stats.bootstrap_samples): the probability's
-# bootstrap spread is narrower than a ratio's, so fewer keep its ends to two decimals
-SAMPLES_AT_MIN_RUNS = 100_000
-RESAMPLED_ELEMENTS = 40_000_000
-MEANINGFUL = 0.75
-# below this many runs per cell a bootstrap of the runs undercovers: no interval, no verdict
-MIN_RUNS = stats.BOOTSTRAP_MIN_RUNS
-TOO_FEW = f"too few runs for a verdict (fewer than {MIN_RUNS} per cell)"
-# for these metrics lower is better
+LEVEL = 0.95
+MIN_RUNS = power.MIN_RUNS
 LOWER_IS_BETTER = {"test_loss", "test_rmse"}
+ONE_OBSERVATION = "one observation"
+TOO_FEW = f"too few runs (fewer than {MIN_RUNS} a side)"
 
 
-def _win_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """W[i, j] = 1 when a_i beats b_j, ½ on a tie, 0 otherwise."""
-    return (a[:, None] > b[None, :]) + (a[:, None] == b[None, :]) / 2
-
-
-def probability_of_improvement(a, b, paired: bool = False, lower_is_better: bool = False,
-                               seed: int = SEED) -> tuple[float, float | None, float | None]:
-    """(P(A better), 95 % low, 95 % high); no interval below MIN_RUNS runs a side."""
-    a, b = (np.asarray(x, dtype=np.float64) for x in (a, b))
-    if lower_is_better:
-        a, b = -a, -b
+def wins(a: np.ndarray, b: np.ndarray, paired: bool) -> float:
+    """How often A beats B (ties ½): per replicate when paired, over all pairs otherwise."""
     if paired:
-        wins = (a > b) + (a == b) / 2  # per replicate
-        point = float(wins.mean())
+        return float(((a > b) + (a == b) / 2).sum())
+    return float(((a[:, None] > b[None, :]) + (a[:, None] == b[None, :]) / 2).sum())
+
+
+def clopper_pearson(successes: float, trials: int, level: float = LEVEL) -> tuple[float, float]:
+    """The exact interval of a proportion; a half success (a tie) widens it to both neighbours."""
+    from scipy.stats import beta
+
+    low_count, high_count, tail = math.floor(successes), math.ceil(successes), (1 - level) / 2
+    low = 0.0 if low_count == 0 else float(beta.ppf(tail, low_count, trials - low_count + 1))
+    high = 1.0 if high_count == trials else float(beta.ppf(1 - tail, high_count + 1, trials - high_count))
+    return low, high
+
+
+def difference_interval(a: np.ndarray, b: np.ndarray, paired: bool,
+                        level: float = LEVEL) -> tuple[float, float, float, float | None]:
+    """(mean of A − mean of B, low, high, the SD the test ran on: of the per-replicate
+    differences when paired, pooled otherwise)."""
+    from scipy.stats import t
+
+    if paired:
+        differences = a - b
+        mean, sd = float(differences.mean()), float(differences.std(ddof=1))
+        error, dof = sd / math.sqrt(len(a)), len(a) - 1
     else:
-        wins = _win_matrix(a, b)
-        point = float(wins.mean())
+        mean = float(a.mean() - b.mean())
+        var_a, var_b = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+        error = math.sqrt(var_a + var_b)
+        dof = (var_a + var_b) ** 2 / (var_a ** 2 / (len(a) - 1) + var_b ** 2 / (len(b) - 1)) if error else 1
+        sd = math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
+    half = float(t.ppf(1 - (1 - level) / 2, dof)) * error
+    return mean, mean - half, mean + half, sd
+
+
+def compare_arms(a, b, paired: bool, metric: str, distinct_a: int, distinct_b: int, effect_size: float) -> dict:
+    """One row of versus.csv (or variants.csv): A against B on `metric`, where `distinct_*`
+    count each arm's distinct outcomes (distinct final weights)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    lower = metric in LOWER_IS_BETTER
+    oriented_a, oriented_b = (-a, -b) if lower else (a, b)
+    row = {"runs_a": len(a), "runs_b": len(b), "distinct_a": distinct_a, "distinct_b": distinct_b,
+           "paired": paired, "mean_difference": float(a.mean() - b.mean()), "ci_low": None, "ci_high": None,
+           "p_a_better": wins(oriented_a, oriented_b, paired) / (len(a) if paired else len(a) * len(b)),
+           "p_ci_low": None, "p_ci_high": None, "seeds_needed": None}
+    if min(distinct_a, distinct_b) == 1:
+        return row | {"verdict": ONE_OBSERVATION}
+    if distinct_a < len(a) or distinct_b < len(b):
+        return row | {"verdict": f"runs repeat ({distinct_a} and {distinct_b} distinct of {len(a)} and {len(b)})"}
     if min(len(a), len(b)) < MIN_RUNS:
-        return point, None, None
-    largest = max(len(a), len(b))  # the resample counts are samples x runs: bounded memory
-    samples = min(stats.bootstrap_samples(min(len(a), len(b)), SAMPLES_AT_MIN_RUNS),
-                  max(stats.bootstrap_samples(largest, SAMPLES_AT_MIN_RUNS), RESAMPLED_ELEMENTS // largest))
-    counts_a, counts_b = _resample_counts(len(a), len(b), samples, seed)
-    if paired:  # replicate pairs resampled together: counts of each pair
-        estimates = counts_a @ wins / len(a)
-    else:  # a resample is a count of each run: its estimate is counts_a · W · counts_b / (n·m)
-        estimates = np.einsum("sm,sm->s", counts_a @ wins, counts_b) / (len(a) * len(b))
-    low, high = np.percentile(estimates, [2.5, 97.5])
-    return point, float(low), float(high)
-
-
-@functools.lru_cache(maxsize=4)
-def _resample_counts(runs_a: int, runs_b: int, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """How often each run is drawn in each resample of A's and of B's runs. Every pair of
-    cells of the same sizes gets the same resamples (the seed is fixed): drawn once."""
-    rng = np.random.default_rng(seed)
-
-    def counts(runs: int) -> np.ndarray:
-        drawn = rng.integers(0, runs, (samples, runs)) + runs * np.arange(samples)[:, None]
-        out = np.bincount(drawn.ravel(), minlength=samples * runs).reshape(samples, runs).astype(np.float64)
-        out.flags.writeable = False
-        return out
-
-    return counts(runs_a), counts(runs_b)
-
-
-def verdict(low: float | None, high: float | None) -> str:
-    if low is None or high is None:
-        return TOO_FEW
-    if low > 0.5:
-        return "A better"
-    if high < 0.5:
-        return "B better"
-    return "within seed noise"
+        return row | {"verdict": TOO_FEW}
+    mean, low, high, sd = difference_interval(a, b, paired)
+    if paired:
+        row["p_ci_low"], row["p_ci_high"] = clopper_pearson(wins(oriented_a, oriented_b, True), len(a))
+    better_low, better_high = (-high, -low) if lower else (low, high)  # in "A better" units
+    verdict = "A better" if better_low > 0 else "B better" if better_high < 0 else "within seed noise"
+    return row | {"mean_difference": mean, "ci_low": low, "ci_high": high, "verdict": verdict,
+                  "seeds_needed": power.seeds_needed(effect_size, sd, paired)}

@@ -46,6 +46,7 @@ import time
 import traceback
 from pathlib import Path
 
+from reprogrid import provenance  # noqa: F401 - first: what its children run is stamped as the server starts
 from reprogrid.envvars import THREAD_COUNTS, load_time_env_vars, size_thread_pools
 from reprogrid.steps import STEPS
 

@@ -3,30 +3,41 @@ epoch's fingerprint and the predictions hash of the first replicate of every rep
 cell of the demo grid (config/config.yaml) and the ablation (config/examples/ablation.yaml),
 trained in this process exactly as the train and evaluate steps train them.
 
-    python tests/pin_builtin_loop.py > tests/data/builtin_loop.json
+The bits depend on the kernels that computed them, so pins are keyed by what picks the
+kernels (`kernel_key`): torch's version, the SIMD path its CPU kernels take (its CPU
+capability: ATEN_CPU_CAPABILITY, else the CPU's best), the best path the CPU has (MKL
+picks its own kernels by the CPU), and the BLAS torch was built with. On a machine whose
+key has no pin yet:
 
-tests/test_builtin_loop_pinned.py recomputes them and requires the same bits, on the CPU
-model they were pinned on (other CPUs may take other kernels: there it says so and skips).
+    python tests/pin_builtin_loop.py --add     # adds this machine's pin to tests/data/builtin_loop.json
+
+tests/test_builtin_loop_pinned.py recomputes them and requires the same bits where its
+key is pinned, and says which pin is missing elsewhere.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+PINS = REPO / "tests" / "data" / "builtin_loop.json"
 CONFIGS = {"demo": REPO / "config" / "config.yaml", "ablation": REPO / "config" / "examples" / "ablation.yaml"}
 REPLICATES = (1,)
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
+def kernel_key() -> str:
+    import torch
+
+    from reprogrid.envvars import supported_capabilities
+
+    blas = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
+    return (f"torch {torch.__version__}, kernels {torch.backends.cpu.get_cpu_capability().lower()}, "
+            f"cpu {supported_capabilities()[-1]}, blas {blas.group(1) if blas else 'unknown'}")
 
 
 def pinned_runs(config: dict):
@@ -59,17 +70,24 @@ def results_of(run_config: dict) -> dict:
             "predictions": predictions_digest(logits, labels)}
 
 
-def main() -> int:
-    import torch
-
-    pinned = {"cpu_model": cpu_model(), "torch": torch.__version__, "runs": {}}
+def pin() -> dict:
+    runs = {}
     for name, path in CONFIGS.items():
         config = yaml.safe_load(path.read_text())
-        pinned["runs"][name] = {key: results_of(run_config) for key, run_config in pinned_runs(config)}
-    json.dump(pinned, sys.stdout, indent=1, sort_keys=True)
-    print()
+        runs[name] = {key: results_of(run_config) for key, run_config in pinned_runs(config)}
+    return runs
+
+
+def main(argv: list[str]) -> int:
+    if argv != ["--add"]:
+        print(__doc__, file=sys.stderr)
+        return 2
+    pins = json.loads(PINS.read_text())
+    pins[kernel_key()] = pin()
+    PINS.write_text(json.dumps(pins, indent=1, sort_keys=True) + "\n")
+    print(f"pinned: {kernel_key()}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

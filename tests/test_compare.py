@@ -176,3 +176,25 @@ def test_the_bound_on_a_bitwise_cells_divergence_rate(n, bound):
     from reprogrid.compare import divergence_rate_upper95
 
     assert divergence_rate_upper95(n) == pytest.approx(bound, abs=5e-4)
+
+
+def test_the_implementation_row_counts_a_deterministic_pair_once_and_prefers_independent_pairs():
+    def cell(setting, libconf, weights, predictions, varied=""):
+        return [run(f"{setting}/{libconf}/r{i + 1}", weights=w, init=f"{setting}{i}", predicted=p, varied=varied)
+                for i, (w, p) in enumerate(zip(weights, predictions))]
+    everything = [(0, 1, 2, 3), (0, 1, 0, 0), (0, 0, 0, 3)]
+    control = (cell("control", "l", ["cl"] * 3, [(0, 1, 2, 3)] * 3)  # every source fixed: one run, three times
+               + cell("control", "m", ["cm"] * 3, [(0, 1, 2, 0)] * 3)
+               + cell("all", "l", ["a0", "a1", "a2"], everything, varied="init,order"))
+    implementation = compare_runs(control, reference_libconf="l").attribution.set_index("source").loc[
+        "implementation: m vs l"]
+    assert implementation["setting"] == "control" and implementation["runs"] == 1  # one pair, not three
+    assert pd.isna(implementation["std_ratio_ci_low"])
+    # with all sources under both configurations, their replicates are the pairs: independent runs
+    varied = control + cell("all", "m", ["b0", "b1", "b2"], [(0, 1, 2, 0), (0, 1, 0, 0), (0, 0, 0, 3)],
+                            varied="init,order")
+    implementation = compare_runs(varied, reference_libconf="l").attribution.set_index("source").loc[
+        "implementation: m vs l"]
+    assert implementation["setting"] == "all" and implementation["runs"] == 3
+    # accuracy moves by .25 on the first replicate only: sqrt((.25² / 3) / 2)
+    assert implementation["test_accuracy_std"] == pytest.approx(np.sqrt(0.25 ** 2 / 3 / 2))

@@ -122,9 +122,9 @@ def test_resolved_run_config_fills_defaults_and_drops_what_does_not_apply():
     assert run["run_key"] == "init/t1/r2"
     assert run["model"] == {"name": "cnn", "channels": [16, 32], "dropout": 0.1}
     assert run["seed_modes"]["init"] == "vary" and run["seed_modes"]["ulp"] == "off"
-    # interrupt_after_epoch is left out when off: runs recorded before it existed keep their config hash
-    assert run["library"] == {k: v for k, v in cfg.LIBRARY_DEFAULTS.items() if k != "interrupt_after_epoch"} | {
-        "threads": 1}
+    # knobs that are off are left out: runs recorded before they existed keep their config hash
+    assert run["library"] == {k: v for k, v in cfg.LIBRARY_DEFAULTS.items()
+                              if k not in ("interrupt_after_epoch", "cpu_capability")} | {"threads": 1}
     adam = cfg.resolve_run_config(tiny_config(training={"optimizer": "adam"}), "init", "t1", 1)
     assert adam["training"] == {"epochs": 15, "batch_size": 32, "optimizer": "adam", "lr": 0.001, "weight_decay": 0.0}
 

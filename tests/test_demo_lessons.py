@@ -36,8 +36,8 @@ def test_a_varied_source_makes_the_runs_differ_from_the_start(demo):
 
 
 def test_the_same_seeds_with_two_threads_give_other_weights(demo):
-    if "t2" in demo[("all_fixed", "t1")]["same_weights_as"].split(";"):
-        pytest.skip("on this CPU the demo's CNN gives 1 and 2 threads the same bits (thread-count invariant)")
+    """Seen on torch's avx2, avx512 and default CPU kernels alike (the convolutions split
+    their reductions by thread count)."""
     assert demo[("all_fixed", "t1")]["same_weights_as"] == ""
 
 

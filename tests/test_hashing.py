@@ -4,6 +4,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 import torch
 
 from reprogrid.hashing import (
@@ -62,23 +63,32 @@ def test_weights_digest_is_stable_across_processes():
     assert outputs == {weights_digest(torch.nn.Linear(5, 3).state_dict()) + "\n"}
 
 
-def test_code_digest_follows_file_content_and_names(tmp_path):
-    package, workflow = tmp_path / "reprogrid", tmp_path / "checkout"
-    package.mkdir()
-    (workflow / "workflow" / "rules").mkdir(parents=True)
-    (package / "a.py").write_text("x = 1\n")
-    (workflow / "Snakefile").write_text("rule all:\n")
-    (workflow / "workflow" / "rules" / "train.smk").write_text("rule train:\n")
-    (workflow / "notes.txt").write_text("not code")
-    before = code_digest(package, workflow)
-    assert code_digest(package, None) != before  # the workflow counts
-    (workflow / "notes.txt").write_text("still not code")
-    assert code_digest(package, workflow) == before
-    (workflow / "workflow" / "rules" / "train.smk").write_text("rule train:  # edited\n")
-    edited_rule = code_digest(package, workflow)
-    assert edited_rule != before
-    (package / "a.py").write_text("x = 2\n")
-    edited = code_digest(package, workflow)
-    assert edited != edited_rule
-    (package / "a.py").rename(package / "b.py")
-    assert code_digest(package, workflow) != edited
+def test_code_digest_follows_file_content_and_names():
+    before = code_digest({"reprogrid/a.py": "1" * 64, "user:pkg/b.py": "2" * 64})
+    assert code_digest({"user:pkg/b.py": "2" * 64, "reprogrid/a.py": "1" * 64}) == before  # label order
+    assert code_digest({"reprogrid/a.py": "3" * 64, "user:pkg/b.py": "2" * 64}) != before  # content
+    assert code_digest({"reprogrid/c.py": "1" * 64, "user:pkg/b.py": "2" * 64}) != before  # a rename
+
+
+def test_the_code_a_run_ran_is_the_training_closure_not_the_report():
+    from reprogrid import provenance
+
+    labels = set(provenance.run_code_files({}))
+    assert {"reprogrid/fit.py", "reprogrid/train.py", "reprogrid/steps/train.py", "reprogrid/evaluate.py",
+            "reprogrid/steps/__init__.py", "reprogrid/__init__.py"} <= labels
+    assert not labels & {"reprogrid/report.py", "reprogrid/audit.py", "reprogrid/compare.py", "reprogrid/cli.py"}
+
+
+def test_a_file_edited_after_the_process_began_to_use_it_is_refused(tmp_path):
+    import os
+
+    from reprogrid import provenance
+
+    source = tmp_path / "mod.py"
+    source.write_text("x = 1\n")
+    provenance.stamp([source])
+    assert provenance.checked_digests({"user:mod.py": source})["user:mod.py"]
+    source.write_text("x = 22\n")
+    os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 1_000_000))
+    with pytest.raises(provenance.CodeChanged, match=r"mod.py changed on disk after this process"):
+        provenance.checked_digests({"user:mod.py": source})

@@ -200,3 +200,32 @@ def test_audit_and_replay_on_a_truncated_store_exit_2_with_one_line(copied):
                               text=True, timeout=120)
         assert done.returncode == 2, done.stderr[-2000:]
         assert done.stderr.count("\n") == 1 and "is damaged" in done.stderr, done.stderr[-2000:]
+
+
+def test_two_writers_of_one_path_never_write_into_each_others_partial(tmp_path):
+    """Each writer has a partial of its own: the file ends as one writer's whole text."""
+    import threading
+    import time
+
+    from reprogrid.records import write_atomically
+
+    target = tmp_path / "summary.csv"
+    started = threading.Barrier(2)
+
+    def slow_writer(text: str):
+        def write(partial):
+            with open(partial, "w") as handle:
+                handle.write(text[: len(text) // 2])
+                started.wait(timeout=10)  # both are half-way through their partial now
+                time.sleep(0.05)
+                handle.write(text[len(text) // 2:])
+        write_atomically(target, write)
+
+    texts = ["a" * 100_000, "b" * 100_000]
+    writers = [threading.Thread(target=slow_writer, args=(text,)) for text in texts]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert target.read_text() in texts
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]  # no partial left behind

@@ -10,10 +10,9 @@ import torch
 from conftest import tiny_config, user_package
 from reprogrid.config import ConfigError, check_config, resolve_run_config
 from reprogrid.data import load_split
-from reprogrid.hashing import code_digest
+from reprogrid.hashing import code_digest, file_digest
 from reprogrid.seeds import derive_seeds, draw_unseeded
 from reprogrid.steps.preflight import check_inputs, run_preflight
-from reprogrid.steps.train import package_dir
 from reprogrid.train import train_model
 from reprogrid.user import factory_source_files
 
@@ -100,9 +99,9 @@ def test_the_init_seed_governs_the_factory_model_and_the_code_hash_covers_it(own
     assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
     files = factory_source_files([f"{own}.code:net"])
     assert set(files) == {f"user:{own}/__init__.py", f"user:{own}/code.py"}
-    before = code_digest(package_dir(), None, files)
+    before = code_digest({label: file_digest(path) for label, path in files.items()})
     files[f"user:{own}/code.py"].write_text(USER_CODE + "\n# edited\n")
-    assert code_digest(package_dir(), None, files) != before
+    assert code_digest({label: file_digest(path) for label, path in files.items()}) != before
 
 
 def test_a_csv_file_with_a_float_target_is_a_regression(own, tmp_path):

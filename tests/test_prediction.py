@@ -50,3 +50,16 @@ def test_only_sources_actually_drawn_count():
                                                 seed_settings={"s": {"dropout": "vary", "init": "vary"}}), "s", "t1", 1)
     assert active_sources(run_config) == ["split", "init", "order", "ulp"]
     assert varied_sources(run_config) == ["init"]
+
+
+def test_a_run_on_auto_is_predicted_from_the_device_it_resolved_to():
+    run_config = resolve_run_config(tiny_config(library_configs={"l": {"device": "auto"}}), "all_fixed", "l", 1)
+    assert not expect_bitwise(run_config)  # before it runs, auto may find a GPU
+    assert expect_bitwise(run_config, device="cpu") and not expect_bitwise(run_config, device="cuda")
+
+
+def test_a_cell_is_predicted_bitwise_when_every_run_is():
+    from reprogrid.prediction import cell_expects_bitwise
+
+    assert cell_expects_bitwise([True, True]) and not cell_expects_bitwise([True, False])
+    assert not cell_expects_bitwise([False, True]) and not cell_expects_bitwise([])

@@ -71,3 +71,30 @@ def test_loader_workers_started_in_one_state_are_detected_and_distinct_ones_are_
     assert trapped.worker_starts == 2 and trapped.worker_duplicates == ["python"]
     healthy = run_with_workers(None)  # PyTorch seeds each worker differently
     assert healthy.worker_starts == 2 and healthy.worker_duplicates == []
+
+
+def test_worker_reports_are_drained_every_epoch_so_no_worker_waits_to_exit():
+    """Hundreds of worker starts (4 workers x 120 epochs is 480): each report must leave the
+    queue's pipe before the pipe fills, or a worker process cannot exit."""
+    import multiprocessing
+
+    from reprogrid.fit import _WorkerStarts
+
+    config = tiny_config(library_configs={"w4": {"threads": 1, "num_workers": 4}})
+    run_config = cfg.resolve_run_config(config, "all_fixed", "w4", 1)
+    seeds = draw_unseeded(derive_seeds(run_config["root_seed"], run_config["seed_modes"], 1))
+    run = Run(run_config, seeds, load_split(run_config["dataset"], seeds["split"]))
+    model = run.model()
+    run.loader(run.train_data, batch_size=256)  # makes the report queue, as for a real loader
+    report = _WorkerStarts(None, run._worker_reports)
+    context = multiprocessing.get_context("fork")
+    for epoch in range(1, 61):  # 480 worker starts, 8 an epoch
+        workers = [context.Process(target=report, args=(i,)) for i in range(8)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=20)
+            assert worker.exitcode == 0, f"a worker of epoch {epoch} could not exit"
+        run.epoch_end(model, epoch)
+    run.finish(model)
+    assert run.worker_starts == 480

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from conftest import REPO
 from reprogrid.compare import RunResult, compare_runs
@@ -57,5 +58,11 @@ def test_the_report_escapes_every_user_string(tmp_path):
                 metrics={"test_accuracy": 0.75, "test_loss": 0.5}, train_seconds=1.0,
                 logits=logits, labels=np.array([0, 1, 2, 0]), weights_path=None))
     comparison = compare_runs(runs)
+    # strings no schema constrains: what diverge found (the user's op and module names, its detail)
+    comparison.divergences = pd.DataFrame([{
+        "setting": hostile, "libconf": "plain", "run_a": f"{hostile}/plain/r1", "run_b": f"{hostile}/plain/r2",
+        "diverged": True, "epoch": 1, "step": 2, "phase": "forward", "op": f"aten::{hostile}",
+        "module": f"Net.{hostile}", "cause": "random_op", "generator": hostile, "detail": f"it drew {hostile}"}])
     page = render_report(f"reprogrid: {hostile}", comparison, write_figures(comparison, Path(tmp_path)))
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "aten::&lt;script&gt;" in page and "Net.&lt;script&gt;" in page and "it drew &lt;script&gt;" in page

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 import reprogrid
-from reprogrid.records import read_json
+from reprogrid.records import read_json, write_atomically
 
 log = logging.getLogger("reprogrid")
 
@@ -77,9 +77,8 @@ def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_
                         (comparison.versus, versus_path)):
         write_csv(frame, path)
     figures = write_figures(comparison, figures_dir)
-    Path(report_path).write_text(
-        render_report(f"reprogrid: {tracked['experiment']}", comparison, figures), encoding="utf-8"
-    )
+    html = render_report(f"reprogrid: {tracked['experiment']}", comparison, figures)
+    write_atomically(report_path, lambda partial: partial.write_text(html, encoding="utf-8"))
     run_id = tracking.create_run(
         client, tracked["experiment_id"], "compare",
         {"reprogrid.kind": "compare", "reprogrid.version": reprogrid.__version__},

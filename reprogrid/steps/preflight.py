@@ -17,9 +17,22 @@ log = logging.getLogger("reprogrid")
 
 
 def check_inputs(config: dict) -> None:
-    """The data file and the devices the config asks for; a ConfigError naming the key."""
+    """The data file, the devices and CPU capabilities the config asks for; a ConfigError
+    naming the key."""
     check_device(config)
+    check_cpu_capabilities(config)
     check_dataset_file(config["dataset"])
+
+
+def check_cpu_capabilities(config: dict) -> None:
+    from reprogrid.envvars import check_capability
+
+    for name, knobs in config["library_configs"].items():
+        if (knobs or {}).get("cpu_capability"):
+            try:
+                check_capability(knobs["cpu_capability"])
+            except ValueError as error:
+                raise cfg.ConfigError(f"library_configs.{name}.cpu_capability", str(error)) from None
 
 
 def check_dataset_file(dataset: dict) -> None:

@@ -19,7 +19,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import reprogrid
 from reprogrid.hashing import code_digest, config_digest, data_digest, file_digest
 from reprogrid.prediction import expect_bitwise, expect_rerun_bitwise
 from reprogrid.records import read_json, write_atomically, write_sealed
@@ -37,16 +36,6 @@ def executor() -> str:
     if os.environ.get(EXECUTOR_ENV):
         return os.environ[EXECUTOR_ENV]
     return "slurm" if os.environ.get("SLURM_JOB_ID") else "fresh"
-
-
-def package_dir() -> Path:
-    return Path(reprogrid.__file__).resolve().parent
-
-
-def default_workflow_dir() -> Path | None:
-    """The checkout around the imported package, when it holds the workflow."""
-    root = package_dir().parent
-    return root if (root / "Snakefile").is_file() else None
 
 
 def logged_warnings(caught) -> list[str]:
@@ -72,16 +61,16 @@ def train_with_warnings(run_config: dict, seeds: dict, split, checkpoints=None, 
     return result, logged_warnings(caught)
 
 
-def run_code_digest(run_config: dict, workflow_dir) -> str:
-    """The code hash of a run: the package, the workflow, and the user's factories
-    (imported first, so that their files count)."""
-    from reprogrid import user
+def run_code_digest(run_config: dict) -> str:
+    """The code hash of a run: the code it ran (reprogrid.provenance), the user's
+    factories included (imported first, so that their files count)."""
+    from reprogrid import provenance, user
     from reprogrid.user import factory_source_files, factory_specs
 
     specs = factory_specs(run_config)
     for spec in specs:
         user.import_factory(spec, "factory")
-    return code_digest(package_dir(), workflow_dir or default_workflow_dir(), factory_source_files(specs))
+    return code_digest(provenance.checked_digests(provenance.run_code_files(factory_source_files(specs))))
 
 
 def run_identity(run_config: dict, recorded_seeds: dict, env_hash: str, code_hash: str) -> dict:
@@ -119,8 +108,7 @@ def resume_in_fresh_process(arguments: dict) -> dict:
     return read_json(arguments["train_json_path"])
 
 
-def run_train(run_config: dict, seeds_path, model_path, train_json_path,
-              workflow_dir: str | Path | None = None, kind: str = "run") -> dict:
+def run_train(run_config: dict, seeds_path, model_path, train_json_path, kind: str = "run") -> dict:
     """Train one run (`kind`: "run" for the grid, "replay" for a replay); write model.pt
     and the sealed train.json; return the record."""
     import torch
@@ -134,7 +122,7 @@ def run_train(run_config: dict, seeds_path, model_path, train_json_path,
     from reprogrid.library import apply_library, mismatches
 
     start_ms = tracking.now_ms()
-    code_hash = functools.cache(lambda: run_code_digest(run_config, workflow_dir))  # once: identity and record
+    code_hash = functools.cache(lambda: run_code_digest(run_config))  # once: identity and record
     library = apply_library(run_config["library"])  # read back here, where the model trains; first
     env = environment_record()
     recorded_seeds = read_json(seeds_path)["seeds"]
@@ -166,7 +154,7 @@ def run_train(run_config: dict, seeds_path, model_path, train_json_path,
                  run_config["run_key"], interrupted)
         return resume_in_fresh_process({"run_config": run_config, "seeds_path": str(seeds_path),
                                         "model_path": str(model_path), "train_json_path": str(train_json_path),
-                                        "workflow_dir": str(workflow_dir) if workflow_dir else None, "kind": kind})
+                                        "kind": kind})
     state = result.model.state_dict()
     write_atomically(model_path, lambda partial: torch.save(state, partial))
     # read back from the training: run.loader starts every worker it is configured with, or none
@@ -189,8 +177,8 @@ def run_train(run_config: dict, seeds_path, model_path, train_json_path,
         "seeds": seeds,
         "seed_modes": run_config["seed_modes"],
         # predicted from what the run drew (its RNG trace and the streams it used), not only from its config
-        "expect_bitwise": expect_bitwise(run_config, result.rng, result.sources_used),
-        "expect_rerun_bitwise": expect_rerun_bitwise(run_config, result.rng, result.sources_used),
+        "expect_bitwise": expect_bitwise(run_config, result.rng, result.sources_used, library["device"]),
+        "expect_rerun_bitwise": expect_rerun_bitwise(run_config, result.rng, result.sources_used, library["device"]),
         "rng": result.rng,  # phase -> global generators drawn from (per epoch: in "epochs")
         "sources_used": result.sources_used,
         "training_started_by": result.training_started_by,

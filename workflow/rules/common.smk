@@ -68,7 +68,6 @@ RUN_DIR = "results/runs/{setting}/{libconf}/r{replicate}"
 # job rather than `script:`: it starts a bare Python, and torch-heavy steps go to a warm
 # worker (reprogrid/warm.py) that has done the imports once for the whole invocation.
 STEP = shlex.join([sys.executable, f"{workflow.basedir}/scripts/step.py"])
-WORKFLOW_DIR = json.dumps(workflow.basedir)
 
 
 wildcard_constraints:
@@ -112,6 +111,11 @@ def libconf_gpus(wildcards):
 def libconf_threads(wildcards):
     """Scheduling only: the run itself always uses its library configuration's threads."""
     return cfg.library_knobs(config, wildcards.libconf)["threads"]
+
+
+def libconf_cpu_capability(wildcards):
+    """torch's CPU kernels for the run's jobs (set before torch loads), or "": as torch picks."""
+    return json.dumps(cfg.library_knobs(config, wildcards.libconf).get("cpu_capability") or "")
 
 
 WARM = {}

@@ -19,6 +19,7 @@ rule evaluate:
         tracking_file=json.dumps(TRACKING_FILE),
         # where runs are recorded: changing it records every run anew
         tracking=[TRACKING_URI, config["experiment"]],
+        cpu_capability=libconf_cpu_capability,
     shell:
         step(
             "evaluate",
@@ -29,4 +30,5 @@ rule evaluate:
             eval_json_path="output.record",
             predictions_path="output.predictions",
             weights_path="output.weights",
+            cpu_capability="params.cpu_capability",
         )

@@ -16,7 +16,7 @@ rule train:
         gpu=libconf_gpus,
     params:
         run_config=run_config,
-        workflow_dir=WORKFLOW_DIR,
+        cpu_capability=libconf_cpu_capability,
     shell:
         step(
             "train",
@@ -25,5 +25,5 @@ rule train:
             seeds_path="input.seeds",
             model_path="output.model",
             train_json_path="output.record",
-            workflow_dir="params.workflow_dir",
+            cpu_capability="params.cpu_capability",
         )
