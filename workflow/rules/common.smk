@@ -115,7 +115,9 @@ def libconf_threads(wildcards):
 
 def libconf_cpu_capability(wildcards):
     """torch's CPU kernels for the run's jobs (set before torch loads), or "": as torch picks."""
-    return json.dumps(cfg.library_knobs(config, wildcards.libconf).get("cpu_capability") or "")
+    return json.dumps(
+        cfg.library_knobs(config, wildcards.libconf).get("cpu_capability") or ""
+    )
 
 
 WARM = {}
