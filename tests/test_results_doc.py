@@ -101,6 +101,9 @@ def test_the_readme_ablation_table_is_the_committed_ablation():
             assert cells[3] == _ratio(share["std_ratio"], share["std_ratio_ci_low"], share["std_ratio_ci_high"]), label
             assert cells[6] == _ratio(share["disagreement_ratio"], share["disagreement_ratio_ci_low"],
                                       share["disagreement_ratio_ci_high"]), label
+    # the SIMD path the committed run took is the one the README names
+    assert measured_library("ablation")["cpu_capability"] == "avx2"
+    assert "Measured here (an AMD EPYC with AVX2, torch's `avx2` kernels" in README
     implementation = next(r for key, r in attribution.items() if key[1].startswith("implementation"))
     cells = row(README, "implementation (cuDNN")
     assert (cells[3], cells[6]) == (_ratio(implementation["std_ratio"], "0", "0"),
@@ -119,13 +122,26 @@ def test_the_readme_ablation_prose_quotes_the_committed_ablation():
     assert f"the final weights {nudge} apart (L2, against {float(init['weight_distance_mean']):.0f}" in \
         " ".join(README.split())
     assert f"({float(control['test_accuracy_mean']) * 100:.1f} % accuracy for the deterministic control" in README
+    # the same on AVX-512 (an earlier commit's run, kept): the last bits moved, the predictions did not
+    with open(REPO / "benchmarks" / "results" / "ablation-avx512" / "summary.csv") as handle:
+        avx512 = {(r["setting"], r["libconf"]): r for r in csv.DictReader(handle)}
+    nudge = f"{float(avx512[('ulp', 't1')]['weight_distance_mean']):.0e}".replace("e-0", "e-")
+    assert f"the nudge {nudge} apart" in " ".join(README.split())
+    assert float(avx512[("ulp", "t1")]["disagreement_mean"]) == float(summary[("ulp", "t1")]["disagreement_mean"]) == 0
+    assert summary[("control", "t1")]["same_weights_as"] == "" and "`same_weights_as` is empty for the control" in \
+        " ".join(README.split())
 
 
-def _instability(name: str) -> list[dict]:
+def _instability(name: str, folder: str = "instability") -> list[dict]:
     import csv
 
-    with open(REPO / "benchmarks" / "results" / "instability" / name) as handle:
+    with open(REPO / "benchmarks" / "results" / folder / name) as handle:
         return list(csv.DictReader(handle))
+
+
+def measured_library(folder: str) -> dict:
+    """The effective library state of a committed example run's first run."""
+    return json.loads((REPO / "benchmarks" / "results" / folder / "environment.json").read_text())["library"]
 
 
 def test_the_readme_instability_table_is_the_committed_run():
@@ -139,8 +155,17 @@ def test_the_readme_instability_table_is_the_committed_run():
     assert row(README, "one-ULP")[4] == _ratio(ulp["disagreement_ratio"], ulp["disagreement_ratio_ci_low"],
                                                ulp["disagreement_ratio_ci_high"])
     assert summary["control"]["bitwise_reproducible"] == "true"
-    assert f"the ten nudged runs end with {summary['ulp']['distinct_weights']} distinct sets of weights" in \
-        " ".join(README.split())
+    text = " ".join(README.split())
+    assert f"the ten nudged runs end with {summary['ulp']['distinct_weights']} distinct sets of weights" in text
+    # the other SIMD path's run, kept beside it
+    other = {r["setting"]: r for r in _instability("summary.csv", "instability-avx512")}
+    other_ulp = next(r for r in _instability("attribution.csv", "instability-avx512") if r["source"] == "ulp")
+    ratio = _ratio(other_ulp["disagreement_ratio"], other_ulp["disagreement_ratio_ci_low"],
+                   other_ulp["disagreement_ratio_ci_high"])
+    assert f"gave a ratio of {ratio} and {other['ulp']['distinct_weights']} distinct sets of weights" in text
+    assert json.loads((REPO / "benchmarks" / "results" / "instability-avx512" / "environment.json").read_text())[
+        "env"]["cpu_capability"] == "AVX512"
+    assert measured_library("instability")["cpu_capability"] == "avx2" and "with torch's `avx2` kernels" in text
 
 
 def test_the_readme_instability_map_prose_holds_for_the_committed_map():
@@ -155,11 +180,18 @@ def test_the_readme_instability_map_prose_holds_for_the_committed_map():
             first = min(float(p["lr"]) for p in curve if float(p["ratio"]) > 0)
             assert 0.05 <= first <= 0.15, (schedule, epochs, first)
     high = [p for p in points if float(p["ratio"]) > 1.1]
-    assert max(float(p["ratio"]) for p in high) == pytest.approx(3.1, abs=0.005)
-    assert all(float(p["accuracy_mean"]) < 0.95 for p in high)
+    assert max(float(p["ratio"]) for p in high) == pytest.approx(2.5, abs=0.05)
+    assert max(float(p["accuracy_mean"]) for p in high) < 0.9535
+    small = [float(p["accuracy_mean"]) for p in points if float(p["lr"]) == 0.05]
+    assert 0.965 <= min(small) and max(small) < 0.9755
     text = " ".join(README.split())
-    assert "Ratios above 1.1 (up to 3.1) all come with accuracy below 95 %" in text
-    assert "`benchmarks/instability.py`, 816 runs, 8 replicates a point" in text
+    assert "Ratios above 1.1 (up to 2.5) all come with accuracy of 95.3 % or less, where the small learning rates " \
+           "reach 97 to 97.5 %" in text
+    assert "`benchmarks/instability.py`, 816 runs, 8 replicates a point, with torch's `avx2` kernels" in text
+    # the sweep of the AVX-512 machine, kept: the same thresholds, higher ratios
+    other = _instability("map.csv", "instability-avx512")
+    assert max(float(p["ratio"]) for p in other) == pytest.approx(3.1, abs=0.05)
+    assert all(float(p["ratio"]) == 0 for p in other if p["hidden"] == "64" and float(p["lr"]) <= 0.15)
 
 
 def test_the_checkpoint_table_is_the_committed_measurement():
