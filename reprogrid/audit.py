@@ -200,7 +200,13 @@ def _cell_verdict(expect, runs, groups) -> str:
     return "NOT bitwise reproducible, as predicted" if not expect else "NOT bitwise reproducible: violation"
 
 
+INPUTS = ("config", "data", "code", "env", "library")  # what makes two attempts the same run
+
+
 def _check_attempts(report, grid_runs, fingerprints):
+    """Attempts at one run key with the same inputs must agree where they are predicted
+    to repeat. Attempts with other inputs (the config edited and the run rerun, say) are
+    not held to each other: a note names what changed."""
     by_key = defaultdict(list)
     for record in grid_runs:
         if record.status == FINISHED:
@@ -208,20 +214,46 @@ def _check_attempts(report, grid_runs, fingerprints):
     for key, attempts in sorted(by_key.items()):
         if len(attempts) < 2:
             continue
-        attempts.sort(key=lambda r: r.start_time)
-        first = attempts[0]
-        differing = [a for a in attempts[1:] if (a.hash("weights"), a.hash("predictions")) !=
-                     (first.hash("weights"), first.hash("predictions"))]
-        if not differing:
-            continue
-        expected_equal = all(a.flag("expect_rerun_bitwise") for a in attempts)
-        details = ", ".join(f"{a.kind} {a.run_id} (from epoch {divergence_epoch(first, a, fingerprints)})"
-                            for a in differing)
-        message = f"{key}: {len(attempts)} attempts, {details} differ from the first ({first.run_id})"
-        if expected_equal:
-            report.violation("attempts_disagree", message, key=key, run_ids=[a.run_id for a in attempts])
-        else:
-            report.notes.append(message + " (as predicted: the run draws from an unseeded source or generator)")
+        attempts.sort(key=lambda r: r.sealed)
+        same_inputs = defaultdict(list)
+        for attempt in attempts:
+            same_inputs[tuple(attempt.hash(h) for h in INPUTS)].append(attempt)
+        if len(same_inputs) > 1:
+            changes = "; ".join(filter(None, (input_changes(a, b) for a, b in zip(attempts, attempts[1:]))))
+            report.notes.append(f"{key}: {len(attempts)} attempts under {len(same_inputs)} different inputs "
+                                f"({changes}): only attempts with the same inputs are held to each other")
+        for group in same_inputs.values():
+            _check_same_inputs(report, key, group, fingerprints)
+
+
+def input_changes(a: RunRecord, b: RunRecord) -> str:
+    """What differs between two attempts' inputs, in words: the config's keys by name."""
+    changed = []
+    if a.hash("config") != b.hash("config"):
+        keys = sorted(k for k in set(a.params) | set(b.params)
+                      if not k.startswith("seed.") and a.params.get(k) != b.params.get(k))
+        changed.append("config: " + (", ".join(f"{k} {a.params.get(k)} -> {b.params.get(k)}" for k in keys)
+                                     or "its resolved form"))
+    changed += [name for name in INPUTS[1:] if a.hash(name) != b.hash(name)]
+    return ", ".join(changed)
+
+
+def _check_same_inputs(report, key, attempts, fingerprints):
+    if len(attempts) < 2:
+        return
+    first = attempts[0]
+    differing = [a for a in attempts[1:] if (a.hash("weights"), a.hash("predictions")) !=
+                 (first.hash("weights"), first.hash("predictions"))]
+    if not differing:
+        return
+    expected_equal = all(a.flag("expect_rerun_bitwise") for a in attempts)
+    details = ", ".join(f"{a.kind} {a.run_id} (from epoch {divergence_epoch(first, a, fingerprints)})"
+                        for a in differing)
+    message = f"{key}: {len(attempts)} attempts, {details} differ from the first ({first.run_id})"
+    if expected_equal:
+        report.violation("attempts_disagree", message, key=key, run_ids=[a.run_id for a in attempts])
+    else:
+        report.notes.append(message + " (as predicted: the run draws from an unseeded source or generator)")
 
 
 def _check_resumes(report, current, fingerprints):

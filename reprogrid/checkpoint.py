@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import random
+import re
 import shutil
 import types
 from pathlib import Path
@@ -38,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reprogrid.hashing import file_digest
+from reprogrid.hashing import file_digest, weights_digest
 from reprogrid.records import IntegrityError, read_sealed, write_atomically, write_sealed
 
 INDEX = "checkpoint.json"
@@ -214,6 +216,25 @@ def words(piece: str) -> str:
     return f"`{piece}`"
 
 
+FILE_NAME = re.compile(r"checkpoint-e[0-9]+\.pt")  # what an index may name: a file of the run's own directory
+
+
+def payload_problem(payload) -> str | None:
+    """Why a loaded checkpoint cannot be resumed from (pieces missing, a model that is not
+    the one its own epoch record fingerprints); None when it can."""
+    if not isinstance(payload, dict) or not {"epoch", "seeds", "pieces"} <= payload.keys():
+        return "lacks what a resume needs (its epoch, seeds and pieces)"
+    pieces = payload["pieces"]
+    try:
+        record = json.loads(pieces["record"])
+        fingerprint = record["epochs"][-1]["weights"]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return "lacks its epoch record"
+    if "model" in pieces and weights_digest(pieces["model"]) != fingerprint:
+        return "holds a model that is not the one its own epoch record fingerprints"
+    return None
+
+
 class CheckpointFiles:
     """A run's checkpoint files in `directory`; `identity` (a callable, evaluated once,
     when first needed) says which run a checkpoint belongs to."""
@@ -238,7 +259,8 @@ class CheckpointFiles:
         write_atomically(path, lambda partial: partial.write_bytes(content))
         index = self.directory / INDEX
         if self._current is None:  # the first write of this process: an earlier attempt's file
-            self._current = (self._index_or_none(index) or {}).get("file")
+            named = (self._index_or_none(index) or {}).get("file")
+            self._current = named if isinstance(named, str) and FILE_NAME.fullmatch(named) else None
         write_sealed(index, {"epoch": epoch, "file": path.name, "sha256": hashlib.sha256(content).hexdigest(),
                              "identity": self.identity})
         if self._current and self._current != path.name:
@@ -256,9 +278,11 @@ class CheckpointFiles:
             record = read_sealed(index)
         except IntegrityError as error:
             return None, f"checkpoint ignored: {error}"
-        if record["identity"] != self.identity:
-            changed = [k for k in self.identity if record["identity"].get(k) != self.identity[k]]
-            return None, f"checkpoint of epoch {record['epoch']} ignored: another {', '.join(changed)}"
+        if not isinstance(record.get("file"), str) or not FILE_NAME.fullmatch(record["file"]):
+            return None, f"checkpoint ignored: {index} names {record.get('file')!r}, not a checkpoint of this run's own"
+        if record.get("identity") != self.identity:
+            changed = [k for k in self.identity if (record.get("identity") or {}).get(k) != self.identity[k]]
+            return None, f"checkpoint of epoch {record.get('epoch')} ignored: another {', '.join(changed)}"
         path = self.directory / record["file"]
         if not path.exists() or file_digest(path) != record["sha256"]:
             return None, f"checkpoint ignored: {path} is missing or not what {index} recorded"
@@ -266,6 +290,9 @@ class CheckpointFiles:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # noqa: BLE001 - any unreadable checkpoint is one not to resume from
             return None, f"checkpoint ignored: {path} cannot be loaded ({type(error).__name__}: {error})"
+        damage = payload_problem(payload)
+        if damage:
+            return None, f"checkpoint ignored: {path} {damage}"
         kept = self.directory / f"{RESUMED_FROM}.pt"
         write_atomically(kept, lambda partial: shutil.copyfile(path, partial))
         write_sealed(self.directory / f"{RESUMED_FROM}.json", {**record, "file": kept.name})
@@ -277,7 +304,7 @@ class CheckpointFiles:
         kill half-way leaves no index naming a missing file; then every checkpoint file,
         an earlier killed attempt's and half-written ones too."""
         (self.directory / INDEX).unlink(missing_ok=True)
-        for leftover in [*self.directory.glob("checkpoint-e*.pt"), *self.directory.glob("checkpoint*.partial.*")]:
+        for leftover in [*self.directory.glob("checkpoint-e*.pt"), *self.directory.glob(".checkpoint-e*.partial.pt")]:
             leftover.unlink(missing_ok=True)
 
     def forget_resume_point(self) -> None:

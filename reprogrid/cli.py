@@ -60,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     from reprogrid.diverge import DivergeError
     from reprogrid.replay import ReplayError
     from reprogrid.resumecheck import ResumeCheckError
-    from reprogrid.tracking import StoreError, check_sqlite_store
+    from reprogrid.tracking import StoreError, check_server, check_sqlite_store
 
     try:
         check_sqlite_store(args.tracking_uri)
+        check_server(args.tracking_uri)  # a down server: one line now, not minutes of MLflow's retries
         if args.command == "audit":
             return audit(args)
         if args.command == "diverge":

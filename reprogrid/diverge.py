@@ -186,11 +186,39 @@ def input_generator(records: list[dict]) -> str | None:
     return next(iter(_unseeded(records)), None) or _differing_source(records, "augment", "order", "sampling")
 
 
+# what a run trains; its seeds, library configuration and cell are what diverge localises
+TRAINED = ("dataset", "model", "training", "augment", "evaluation")
+
+
+def _flat(node, prefix: str = "") -> dict:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    return {k: v for key, value in node.items() for k, v in _flat(value, f"{prefix}.{key}" if prefix else key).items()}
+
+
+def what_differs(records: list[dict]) -> str | None:
+    """The runs train different things (their config, data or code differ): say what,
+    before anything is re-executed; None when they train the same."""
+    a, b = (r["run_config"] for r in records)
+    flat_a = _flat({section: a.get(section) for section in TRAINED})
+    flat_b = _flat({section: b.get(section) for section in TRAINED})
+    keys = sorted(k for k in set(flat_a) | set(flat_b) if flat_a.get(k) != flat_b.get(k))
+    if keys:
+        return "config differs: " + ", ".join(f"{k} ({flat_a.get(k)!r} against {flat_b.get(k)!r})" for k in keys)
+    hashes = [r["train"]["hashes"] for r in records]
+    changed = [name for name in ("data", "code") if hashes[0][name] != hashes[1][name]]
+    return f"{' and '.join(changed)} differ{'s' if len(changed) == 1 else ''}" if changed else None
+
+
 def localise(records: list[dict], streams: Path) -> dict:
     a, b = (r["train"] for r in records)
+    keys = f"{records[0]['run_config']['run_key']} and {records[1]['run_config']['run_key']}"
+    different = what_differs(records)
+    if different:  # not one training under two conditions: nothing to localise
+        return result(True, detail=f"{different}: {keys} train different things, so where they part says "
+                                   "nothing about randomness")
     epoch = first_divergent_epoch(a["hashes"]["init_weights"], [e["weights"] for e in a["epochs"]],
                                   b["hashes"]["init_weights"], [e["weights"] for e in b["epochs"]])
-    keys = f"{records[0]['run_config']['run_key']} and {records[1]['run_config']['run_key']}"
     if epoch is None:
         if records[0]["tags"].get("reprogrid.hash.predictions") == records[1]["tags"].get("reprogrid.hash.predictions"):
             return result(False, detail=f"{keys} have identical weights after every epoch and identical predictions")

@@ -22,6 +22,8 @@ from pathlib import Path
 from reprogrid.hashing import canonical_json, text_digest
 
 SEAL = "record_sha256"
+UMASK = os.umask(0)  # read once (it can only be read by setting it), put back at once
+os.umask(UMASK)
 
 
 class IntegrityError(RuntimeError):
@@ -37,6 +39,7 @@ def write_atomically(path: str | Path, write: Callable[[Path], object]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}")
+    os.fchmod(handle, 0o666 & ~UMASK)  # mkstemp's 0600 would make every output private
     os.close(handle)
     partial = Path(name)
     try:

@@ -59,25 +59,37 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
 
 
-def check_sqlite_store(uri: str) -> None:
-    """Refuse a damaged SQLite store before anything reads or writes it: SQLite's
-    `PRAGMA quick_check` (every page's structure, without the slow index cross-check).
-    Other stores, and a store not created yet, pass."""
+def check_sqlite_store(uri: str, writing: bool = False) -> None:
+    """Refuse a local SQLite store that cannot be used, in one line, before MLflow opens it
+    (reprogrid.sqlitestore): damaged, unreadable, written by a newer MLflow, on an older
+    schema with runs; and, to a reader, one that is empty or half-created (a writer creates
+    it anew). Other stores, and a store not created yet, pass."""
+    from reprogrid import sqlitestore
+
     db = sqlite_path(uri)
     if db is None or not db.is_file():
         return
-    try:
-        connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    reason = sqlitestore.problem(db, sqlitestore.inspect(db), *_schema_knowledge(), writing)
+    if reason:
+        raise StoreError(reason)
+
+
+def _schema_knowledge():
+    """(this MLflow's newest schema revision, whether it knows a revision, its tables)."""
+    import mlflow.store.tracking.dbmodels.models  # noqa: F401 - registers the tables with Base
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db.base_sql_model import Base
+    from mlflow.store.db.utils import _get_alembic_config, _get_latest_schema_revision
+
+    script = ScriptDirectory.from_config(_get_alembic_config(db_url=""))
+
+    def known(revision: str) -> bool:
         try:
-            problems = [row[0] for row in connection.execute("PRAGMA quick_check")]
-        finally:
-            connection.close()
-    except sqlite3.DatabaseError as error:
-        problems = [str(error)]
-    if problems != ["ok"]:
-        first = " ".join(problems[0].replace("*** in database main ***", "").split())  # one line
-        raise StoreError(f"the SQLite store {db} is damaged (SQLite's quick_check: {first}); restore it from "
-                         "a copy, or move it aside to start a new store")
+            return script.get_revision(revision) is not None
+        except Exception:  # noqa: BLE001 - alembic's CommandError for an unknown id
+            return False
+
+    return _get_latest_schema_revision(), known, set(Base.metadata.tables)
 
 
 SERVER_TIMEOUT_ENV = "REPROGRID_TRACKING_TIMEOUT"
@@ -106,7 +118,20 @@ def check_server(uri: str) -> None:
 def client(uri: str):
     from mlflow.tracking import MlflowClient
 
+    if uri.startswith(("http://", "https://")):
+        bound_http_retries()
     return MlflowClient(tracking_uri=uri)
+
+
+def bound_http_retries() -> None:
+    """MLflow retries a failing HTTP call 7 times with growing backoff, each attempt
+    waiting up to 120 s: a server that dies mid-grid would stall every job for minutes.
+    One retry a second later, each attempt waiting REPROGRID_TRACKING_TIMEOUT at most (a
+    dead server refuses at once), unless the user set MLflow's own variables."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", f"{max(1, round(float(os.environ.get(SERVER_TIMEOUT_ENV, '10'))))}")
 
 
 @contextlib.contextmanager
@@ -128,8 +153,24 @@ def store_creation_lock(uri: str):
 
 
 def opened_store_client(uri: str):
-    """A client whose store exists (created now if new, one process at a time)."""
+    """A client whose store exists (created now if new, one process at a time; a local
+    SQLite store is built aside and renamed into place whole, and one left half-created
+    by a killed first run, holding no runs, is set aside first)."""
+    import logging
+
+    from reprogrid import sqlitestore
+
     with store_creation_lock(uri):
+        db = sqlite_path(uri)
+        if db is not None:
+            found = sqlitestore.inspect(db) if db.is_file() else None
+            if found is not None and sqlitestore.half_created(found) and found.revision != _schema_knowledge()[0]:
+                logging.getLogger("reprogrid").warning(
+                    "the MLflow store %s was left half-created and holds no runs: moved to %s, a new one is created",
+                    db, sqlitestore.set_aside(db))
+                found = None
+            if found is None or not found.tables:
+                sqlitestore.create(db, lambda partial: retrying(client(partial).search_experiments, max_results=1))
         mlflow_client = client(uri)
         retrying(mlflow_client.search_experiments, max_results=1)
     return mlflow_client
@@ -149,7 +190,7 @@ def prepare_experiment(uri: str, experiment: str) -> str:
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
         artifact_location = (db.parent / "mlartifacts").resolve().as_uri()
-    check_sqlite_store(uri)
+    check_sqlite_store(uri, writing=True)
     check_server(uri)
     mlflow_client = opened_store_client(uri)
     found = mlflow_client.get_experiment_by_name(experiment)

@@ -122,18 +122,22 @@ def run_remote(step: str, kwargs: dict, log_path: str, run_lock: int | None = No
     with connection:
         try:
             connection.connect(socket_path)
-            # the child writes to this job's own stdout and stderr
-            fds = [1, 2] if run_lock is None else [1, 2, run_lock]
-            socket.send_fds(connection, [HEADER.pack(len(request))], fds)
-            connection.sendall(request)
+            connection.sendall(HEADER.pack(len(request)) + request)
             connection.settimeout(float(os.environ.get(START_TIMEOUT_ENV, "60")))
-            started = json.loads(_receive(connection) or b"{}")
+            answer = json.loads(_receive(connection) or b"{}")
+            started = {}
+            if answer.get("ready"):
+                # only now, to a server that answers: a descriptor sent to a stopped or dead one
+                # would sit in its backlog, and the run's lock with it, past this job's end.
+                # The child writes to this job's own stdout and stderr.
+                socket.send_fds(connection, [b"F"], [1, 2] if run_lock is None else [1, 2, run_lock])
+                started = json.loads(_receive(connection) or b"{}")
         except (OSError, ValueError) as error:  # no server, a dead or stopped one
             print(f"reprogrid: warm worker unavailable ({type(error).__name__}: {error}); "
                   "running in this process", file=sys.stderr)
             return None
-        if "declined" in started or "pid" not in started:
-            print(f"reprogrid: warm worker declined: {started.get('declined', 'no reply')}; "
+        if "pid" not in started:
+            print(f"reprogrid: warm worker declined: {answer.get('declined', 'no reply')}; "
                   "running in this process", file=sys.stderr)
             return None
         connection.settimeout(None)  # the step itself takes as long as it takes
@@ -219,7 +223,7 @@ def serve(socket_path: str, parent_pid: int) -> None:
             reason = fork_hazard() or env_mismatch(load_time_env, load_time_env_vars(job.request["env"]))
             if reason:
                 _send(job.connection, {"declined": reason})
-            elif os.fork() == 0:
+            elif _receive_fds(job) and os.fork() == 0:
                 listener.close()
                 for other in waiting:
                     other.close()
@@ -266,15 +270,28 @@ def _accept(listener: socket.socket) -> _Job | None:
     connection, _ = listener.accept()
     connection.settimeout(30)  # a client sends its request at once; never hang on one
     try:
-        header, fds, _, _ = socket.recv_fds(connection, HEADER.size, 3)
-        request = json.loads(_receive(connection, HEADER.unpack(header)[0]))
+        request = json.loads(_receive(connection))
         connection.settimeout(None)
         if request.get("step") not in STEPS:
             raise ValueError(f"unknown step {request.get('step')!r}")
-        return _Job(connection, list(fds), request)
+        return _Job(connection, [], request)
     except (OSError, ValueError, struct.error):
         connection.close()
         return None
+
+
+def _receive_fds(job: _Job) -> bool:
+    """Say the server is ready, and take the job's descriptors (its stdout, stderr and run
+    lock); False when the job has gone meanwhile."""
+    _send(job.connection, {"ready": True})
+    job.connection.settimeout(10)  # a live job answers at once
+    try:
+        _, fds, _, _ = socket.recv_fds(job.connection, 1, 3)
+    except OSError:
+        fds = []
+    job.connection.settimeout(None)
+    job.fds = list(fds)
+    return len(job.fds) >= 2
 
 
 def _load(stage: str) -> None:

@@ -155,3 +155,17 @@ def test_the_current_run_is_the_one_sealed_last():
     older.end_time, newer.end_time = 7, 9
     assert current_runs([newer, older])["fixed/t1/r1"].run_id == "new"
     assert current_runs([older, newer])["fixed/t1/r1"].run_id == "new"
+
+
+def test_a_config_edited_and_rerun_is_not_nondeterminism():
+    """The lr changed and the run was rerun: two attempts under different inputs, a note
+    naming the key, no violation."""
+    runs = healthy()
+    edited = [record(f"fixed/t1/r{r}", run_id=f"edited{r}", start=9, weights="w2", predictions="p2",
+                     **{"reprogrid.hash.config": f"cfg-edited-{r}"}) for r in (1, 2)]
+    for before, after in zip(runs[:2], edited):
+        before.params["training.lr"], after.params["training.lr"] = "0.05", "0.1"
+    report = audit("x", runs + edited, GRID, FINGERPRINTS.get)
+    assert checks(report) == []
+    assert any("fixed/t1/r1: 2 attempts under 2 different inputs (config: training.lr 0.05 -> 0.1)" in note
+               for note in report.notes), report.notes

@@ -52,6 +52,13 @@ CASES = [
     ("training.lr", float("inf"), "training.lr"),
     ("augment.noise_std", float("nan"), "augment.noise_std"),
     ("library_configs.t1", {"threads": 1, "matmul_precision": "highest", "x": float("-inf")}, "library_configs.t1.x"),
+    # integers written as floats (yaml.safe_dump of a float): JSON Schema takes 3.0 for an
+    # integer, and the changed params would make Snakemake delete every finished run first
+    ("training.epochs", 2.0, "training.epochs"),
+    ("training.batch_size", 64.0, "training.batch_size"),
+    ("library_configs.t1", {"threads": 1.0}, "library_configs.t1.threads"),
+    ("root_seed", 7.0, "root_seed"),
+    ("replicates", 2.0, "replicates"),
 ]
 
 
@@ -87,3 +94,16 @@ def test_malformed_configs_stop_fast_name_the_key_and_write_nothing(recorded):
     assert snapshot(recorded) == before
     print(f"\nreliability: {len(CASES)} malformed configs refused, slowest in "
           f"{max(s for _, _, s in outcomes):.1f} s, results/ and the store untouched")
+
+
+def test_a_key_written_twice_and_an_alias_bomb_are_refused_before_the_schema(recorded):
+    before = snapshot(recorded)
+    (recorded / "twice.yaml").write_text(yaml.safe_dump(config_with("training.epochs", 2)) + "root_seed: 8\n")
+    done = run_snakemake(recorded, "--cores", "2", "--configfile", "twice.yaml")
+    assert done.returncode != 0 and "config key root_seed: written twice in one mapping of twice.yaml" in done.stderr
+    levels = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]'] + [
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]" for i in range(8)]
+    (recorded / "bomb.yaml").write_text("\n".join(levels) + "\n")  # 9^9 values in under 400 bytes
+    done = run_snakemake(recorded, "--cores", "2", "--configfile", "bomb.yaml", timeout=60)
+    assert done.returncode != 0 and "the config expands to more than 200,000 values" in done.stderr
+    assert snapshot(recorded) == before

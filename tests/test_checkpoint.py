@@ -139,3 +139,54 @@ def test_an_interrupt_at_or_after_the_last_epoch_is_refused_by_key():
     with pytest.raises(ConfigError, match=r"library_configs.late.interrupt_after_epoch: 4 is not before the last "
                                           r"epoch \(training.epochs is 4\)"):
         check_config(config)
+
+
+def written_checkpoint(tmp_path):
+    """A genuine checkpoint of epoch 1 (of 3) in tmp_path, and its files."""
+    files = checkpoint.CheckpointFiles(tmp_path, lambda: {"run": "x"})
+    run = tiny_run(files)
+    model = run.model()
+    run.resumable(model=model)
+    run.epoch_end(model, 1)
+    return files
+
+
+def reseal(tmp_path, **changes):
+    """An index edited and sealed again (the seal has no key: anyone can)."""
+    index = read_sealed(tmp_path / "checkpoint.json")
+    write_sealed(tmp_path / "checkpoint.json", {**index, **changes})
+
+
+@pytest.mark.parametrize("named", ["../victim.txt", "/tmp/reprogrid-victim.txt", "train.json"])
+def test_an_index_naming_a_file_outside_the_checkpoints_deletes_nothing(tmp_path, named):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    written_checkpoint(run_dir)
+    victim = (run_dir / named) if not named.startswith("/") else tmp_path / "victim.txt"
+    victim.write_text("precious")
+    reseal(run_dir, file=str(victim) if named.startswith("/") else named)
+    payload, why = checkpoint.CheckpointFiles(run_dir, lambda: {"run": "x"}).latest()
+    assert payload is None and "not a checkpoint of this run's own" in why
+    written_checkpoint(run_dir)  # the run's next training writes its own checkpoint over the index
+    assert victim.read_text() == "precious"
+
+
+def test_a_damaged_payload_or_a_forged_model_is_not_resumed_from(tmp_path):
+    written_checkpoint(tmp_path)
+    path = tmp_path / "checkpoint-e1.pt"
+    payload = torch.load(path, weights_only=True)
+
+    def forge(changed: dict) -> str:
+        buffer = __import__("io").BytesIO()
+        torch.save(changed, buffer)
+        path.write_bytes(buffer.getvalue())
+        reseal(tmp_path, sha256=hashlib.sha256(buffer.getvalue()).hexdigest())
+        found, why = checkpoint.CheckpointFiles(tmp_path, lambda: {"run": "x"}).latest()
+        assert found is None
+        return why
+
+    assert forge({k: v for k, v in payload.items() if k != "seeds"}).endswith("lacks what a resume needs "
+                                                                                "(its epoch, seeds and pieces)")
+    forged = {**payload, "pieces": {**payload["pieces"], "model": {
+        name: tensor + 1 for name, tensor in payload["pieces"]["model"].items()}}}
+    assert forge(forged).endswith("holds a model that is not the one its own epoch record fingerprints")

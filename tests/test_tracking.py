@@ -1,8 +1,10 @@
 """The MLflow module against a real SQLite store, with real concurrent writers."""
 
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
@@ -97,3 +99,49 @@ def test_a_silent_tracking_server_stops_the_grid_within_the_timeout_before_any_j
     assert "Finished jobid" not in done.stderr and not (tmp_path / "results" / "runs").exists()
     print(f"\nreliability: a silent tracking server stopped the grid after {seconds:.1f} s (timeout 2 s), "
           "before any job")
+
+
+def test_a_tracking_server_killed_mid_grid_stops_the_grid_instead_of_stalling_it(tmp_path):
+    """MLflow's client would retry each call for minutes (7 retries, 120 s each); bounded by
+    REPROGRID_TRACKING_TIMEOUT, the jobs that can no longer record fail at once (a dead
+    server refuses), and the grid stops well within the subprocess's bound."""
+    import socket
+    import time
+
+    from conftest import run_snakemake, tiny_config
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1",
+                               "--port", str(port), "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+                               "--default-artifact-root", (tmp_path / "artifacts").as_uri()],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while subprocess.run(["curl", "-sf", f"{uri}/health"], capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline and server.poll() is None, "the MLflow server did not start"
+            time.sleep(1)
+        workdir = tmp_path / "grid"
+        workdir.mkdir()
+        config = tiny_config(tracking_uri=uri, replicates=4, seed_settings={"s": {"init": "vary"}},
+                             library_configs={"t1": {"threads": 1}})
+        killer = __import__("threading").Thread(target=lambda: (
+            _wait_for_a_recorded_run(workdir), os.killpg(server.pid, 9)))
+        killer.start()
+        done = run_snakemake(workdir, "--cores", "1", config=config, timeout=240)
+        killer.join()
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, 9)
+    assert done.returncode != 0
+    assert "Connection refused" in done.stderr or "Max retries exceeded" in done.stderr, done.stderr[-3000:]
+
+
+def _wait_for_a_recorded_run(workdir):
+    import time
+
+    deadline = time.monotonic() + 200
+    while not list((workdir / "results" / "runs").rglob("eval.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)

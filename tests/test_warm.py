@@ -119,6 +119,23 @@ def test_a_job_waits_a_bounded_time_for_a_stopped_server(server, tmp_path, monke
     assert logged_pid(tmp_path / "tracking.log") == os.getpid()  # ran here instead
 
 
+def test_a_stopped_server_is_never_handed_the_runs_lock(server, tmp_path, monkeypatch):
+    """A job gives up on a stopped server and runs in its own process: once it is done,
+    its run's lock is free (no copy of it waits in the stopped server's backlog)."""
+    from reprogrid import runlock
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(warm.START_TIMEOUT_ENV, "1")
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        run("tracking", {"uri": f"sqlite:///{tmp_path}/mlflow.db", "experiment": "stopped",
+                         "out_path": str(tmp_path / "tracking.json")}, str(tmp_path / "tracking.log"),
+            run_key="s/l/r1")
+        os.close(runlock.acquire("s/l/r1", timeout=0.5))  # RunLocked if a copy were in flight
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+
+
 def test_a_job_queued_in_a_server_that_dies_runs_in_its_own_process(tmp_path, monkeypatch, capfd):
     """A job waiting for the server's imports when the server dies: no traceback, no
     failed grid; the job says so and runs where it is."""

@@ -7,6 +7,7 @@ import sys
 from snakemake.utils import validate
 
 from reprogrid import config as cfg
+from reprogrid import configcheck
 from reprogrid import invocation
 from reprogrid import step as steps
 from reprogrid import warm
@@ -14,7 +15,11 @@ from reprogrid.steps.preflight import check_inputs
 from reprogrid.tracking_uri import tracking_uri
 
 try:
+    # what YAML and JSON Schema let through: keys written twice, alias bombs, 3.0 for 3
+    configcheck.check_files(workflow.configfiles)
+    configcheck.check_size(config)
     cfg.check_finite(config)
+    configcheck.check_integers(config)
     validate(config, schema="../schemas/config.schema.yaml")
     cfg.check_config(config)
     check_inputs(config)
