@@ -109,3 +109,20 @@ def create(db: Path, build: Callable[[str], None]) -> None:
     finally:
         os.close(descriptor)
     os.replace(partial, db)
+
+
+def relocate(db: Path, old_root: str, new_root: str) -> int:
+    """Point the artifact locations a copied or moved store still has at its old home
+    (`old_root`, a file URI) to its new one; how many experiments and runs changed. The
+    artifacts travelled with the store (they live beside it); only the paths did not."""
+    connection = sqlite3.connect(db, timeout=30)
+    try:
+        with connection:
+            changed = 0
+            for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri")):
+                changed += connection.execute(
+                    f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE substr({column}, 1, ?) = ?",
+                    (new_root, len(old_root) + 1, len(old_root), old_root)).rowcount
+    finally:
+        connection.close()
+    return changed

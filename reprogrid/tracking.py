@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import random
 import sqlite3
@@ -156,8 +157,6 @@ def opened_store_client(uri: str):
     """A client whose store exists (created now if new, one process at a time; a local
     SQLite store is built aside and renamed into place whole, and one left half-created
     by a killed first run, holding no runs, is set aside first)."""
-    import logging
-
     from reprogrid import sqlitestore
 
     with store_creation_lock(uri):
@@ -200,6 +199,14 @@ def prepare_experiment(uri: str, experiment: str) -> str:
             connection.execute("PRAGMA journal_mode=WAL")
         finally:
             connection.close()
+    if found is not None and artifact_location and found.artifact_location != artifact_location \
+            and found.artifact_location.endswith("/mlartifacts"):  # ours, from where the store used to be
+        from reprogrid import sqlitestore
+
+        changed = sqlitestore.relocate(db, found.artifact_location, artifact_location)
+        logging.getLogger("reprogrid").warning("the store was copied or moved from %s: %d artifact locations "
+                                               "now point at %s", found.artifact_location, changed, artifact_location)
+        found = mlflow_client.get_experiment_by_name(experiment)
     if found is not None:
         if found.lifecycle_stage == "deleted":
             raise RuntimeError(

@@ -5,6 +5,8 @@ MLflow."""
 from __future__ import annotations
 
 import io
+import logging
+import os
 import time
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
@@ -163,15 +165,24 @@ def train_model(run_config: dict, seeds: dict, split: Split, checkpoints=None, r
     training = run_config["training"]
     run = Run(run_config, seeds, split, checkpoints, resume)
     fit_of = fit_function(training)
+    directory = os.getcwd()
     try:
         with run.start, printed_to_log(training.get("factory")):
             trained = fit_of(run, **training.get("kwargs", {}))
     except (FitError, NumericalDivergence):
         raise
+    except SystemExit as stop:  # the fit ended the process: say so, instead of a missing output later
+        raise FitError(f"{training.get('factory', 'fit')} called exit({stop.code!r}) instead of returning the "
+                       "trained model") from None
     except Exception as error:
         if fit_of is fit:
             raise
         raise FitError(f"{training['factory']} raised {type(error).__name__}: {error}") from error
+    finally:
+        if os.getcwd() != directory:  # the run's files are relative to where it started
+            logging.getLogger("reprogrid").warning("%s changed the working directory to %s; back to %s",
+                                                   training.get("factory", "fit"), os.getcwd(), directory)
+            os.chdir(directory)
     run.finish(trained)
     # a model the fit built itself: its weights as the first optimizer step found them
     init_weights = run.init_weights or run.start.first_step_weights or "unrecorded"
@@ -188,8 +199,6 @@ def printed_to_log(factory: str | None):
     if factory is None:
         yield
         return
-    import logging
-
     stream = _LogLines(logging.getLogger("reprogrid.fit"), factory)
     try:
         with redirect_stdout(stream), redirect_stderr(stream):

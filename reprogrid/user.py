@@ -211,4 +211,13 @@ def detect_task(stated: str, y_train: np.ndarray, key: str) -> str:
         if not np.all(np.mod(y_train, 1) == 0) or y_train.min() < 0:
             raise ConfigError(key, "classification labels must be integers 0, 1, 2, ...; "
                                    "or state `task: regression`")
+        classes = np.unique(y_train)
+        if len(classes) < 2:
+            raise ConfigError(key, f"every training label is {classes[0]:g}: one class, so accuracy would be 1.0 "
+                                   "whatever the model learns; a classification needs two classes at least")
+        unused = int(classes.max()) + 1 - len(classes)
+        if unused > len(classes):  # {0, 100000}: a model with 100,001 outputs, nearly all for no class
+            raise ConfigError(key, f"the labels are {len(classes)} classes spread over codes 0 to {classes.max():g} "
+                                   f"({unused:,} codes no example has), and a model gets one output per code: "
+                                   "number the classes 0, 1, ..., K-1")
     return task

@@ -2,6 +2,7 @@
 wrong, each caught before any run with a message naming the config key."""
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -135,7 +136,7 @@ def test_built_in_models_take_their_input_width_from_the_data(own, tmp_path, mod
 
 
 def test_a_cnn_on_data_that_is_not_square_images_is_refused_by_name(own, tmp_path):
-    (tmp_path / "five.csv").write_text("a,b,c,d,e,y\n" + "\n".join("1,2,3,4,5,0" for _ in range(10)) + "\n")
+    (tmp_path / "five.csv").write_text("a,b,c,d,e,y\n" + "\n".join(f"1,2,3,4,5,{i % 2}" for i in range(10)) + "\n")
     config = own_config(own, dataset={"path": "five.csv", "target": "y"},
                         model={"name": "cnn", "channels": [2, 4], "dropout": 0.0})
     with pytest.raises(ConfigError) as caught:
@@ -211,3 +212,14 @@ def test_a_broken_data_file_is_named_when_the_config_is_checked(own, tmp_path, c
         check_inputs(config)
     message = str(caught.value)
     assert message.startswith(f"config key {key}:") and words in message, message
+
+
+@pytest.mark.parametrize("labels, problem", [
+    ([3] * 40, "every training label is 3: one class, so accuracy would be 1.0"),
+    ([0, 100000] * 20, "the labels are 2 classes spread over codes 0 to 100000 (99,999 codes no example has)"),
+])
+def test_labels_a_classifier_cannot_learn_from_honestly_are_refused(labels, problem):
+    from reprogrid.user import detect_task
+
+    with pytest.raises(ConfigError, match=r"config key dataset.path: " + re.escape(problem)):
+        detect_task("auto", np.array(labels), "dataset.path")

@@ -2,6 +2,7 @@
 one clear error naming the key and the function, and nothing is written."""
 
 import itertools
+from pathlib import Path
 
 import pytest
 
@@ -51,6 +52,20 @@ def out_of_order(run):
     model = run.model()
     run.epoch_end(model, 2)
     return model
+
+
+def exits(run):
+    import sys
+
+    good(run, epochs=1)
+    sys.exit(0)
+
+
+def wanders(run):
+    import os
+
+    os.chdir("/")
+    return good(run, epochs=1)
 '''
 
 
@@ -83,6 +98,7 @@ BROKEN = [
     ("not_a_module", r"fitpkg\d+\.loops:not_a_module returned str, not the trained torch.nn.Module"),
     ("silent", r"never called run.epoch_end"),
     ("out_of_order", r"run.epoch_end was called for epoch 2 after 0 epochs"),
+    ("exits", r"fitpkg\d+\.loops:exits called exit\(0\) instead of returning the trained model"),
 ]
 
 
@@ -90,6 +106,11 @@ BROKEN = [
 def test_a_fit_that_breaks_the_contract_is_named(fits, function, words):
     with pytest.raises(ConfigError, match=r"^config key training\.factory: .*" + words):
         train(fit_config(fits, function))
+
+
+def test_a_fit_that_changes_directory_is_put_back_where_the_run_writes(fits, tmp_path):
+    result = train(fit_config(fits, "wanders"))
+    assert [e["epoch"] for e in result.epochs] == [1] and Path.cwd() == tmp_path
 
 
 def test_a_fit_that_cannot_be_found_is_refused_at_preflight(fits):
