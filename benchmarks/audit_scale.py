@@ -25,8 +25,9 @@ SETTINGS, LIBCONFS = 10, 10
 
 
 def fill(uri: str, experiment_id: str, keys: list[tuple[str, str, int]]) -> None:
-    from reprogrid import tracking
     from reprogrid.config import SOURCES
+    from reprogrid.record import mlflow_runs
+    from reprogrid.record import mlflow_store as tracking
 
     client = tracking.client(uri)
     for setting, libconf, replicate in keys:
@@ -44,20 +45,20 @@ def fill(uri: str, experiment_id: str, keys: list[tuple[str, str, int]]) -> None
         }
         params = {f"seed.{s}": 1 for s in SOURCES} | {f"seed_mode.{s}": "fixed" for s in SOURCES}
         params |= {f"lib.knob{i}": i for i in range(12)} | {"dataset.name": "digits", "dataset.test_fraction": 0.2}
-        run_id = tracking.create_run(client, experiment_id, key, tags, tracking.now_ms())
-        tracking.log_batch(client, run_id, params=params, metrics={"test_accuracy": 0.9, "train_seconds": 0.3},
+        run_id = mlflow_runs.create_run(client, experiment_id, key, tags, tracking.now_ms())
+        mlflow_runs.log_batch(client, run_id, params=params, metrics={"test_accuracy": 0.9, "train_seconds": 0.3},
                            series={"train_loss": {e: 1.0 / e for e in range(1, 16)}})
         if key.startswith("s0/l0/"):  # the audit fetches fingerprints for the odd run only
             epochs = [{"epoch": e, "weights": f"e{e}-{variant if e > 3 else 'same'}"} for e in range(1, 16)]
-            tracking.log_artifacts(client, run_id, {"train.json": {"epochs": epochs}})
-        tracking.finish_run(client, run_id)
+            mlflow_runs.log_artifacts(client, run_id, {"train.json": {"epochs": epochs}})
+        mlflow_runs.finish_run(client, run_id)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
     args = parser.parse_args()
-    from reprogrid.records import read_json
+    from reprogrid.record.sealed import read_json
     from reprogrid.steps.setup import prepare_tracking
 
     replicates = max(1, args.runs // (SETTINGS * LIBCONFS))

@@ -28,12 +28,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from reprogrid import config as cfg  # noqa: E402
-from reprogrid.checkpoint import CheckpointFiles  # noqa: E402
-from reprogrid.data import load_split  # noqa: E402
-from reprogrid.hashing import weights_digest  # noqa: E402
-from reprogrid.library import apply_library  # noqa: E402
-from reprogrid.seeds import derive_seeds, draw_unseeded  # noqa: E402
-from reprogrid.train import train_model  # noqa: E402
+from reprogrid.config.seeds import derive_seeds, draw_unseeded  # noqa: E402
+from reprogrid.inputs.data import load_split  # noqa: E402
+from reprogrid.inputs.library import apply_library  # noqa: E402
+from reprogrid.record.hashing import weights_digest  # noqa: E402
+from reprogrid.training.checkpoint import CheckpointFiles  # noqa: E402
+from reprogrid.training.trainer import train_model  # noqa: E402
 
 WORKLOAD = REPO / "benchmarks" / "configs" / "medium.yaml"
 

@@ -28,13 +28,13 @@ def one_run(config_path: str, setting: str, libconf: str, replicate: int) -> dic
     import yaml
 
     from reprogrid.config import resolve_run_config
-    from reprogrid.data import load_split
-    from reprogrid.env import environment_record, record_digest
-    from reprogrid.evaluate import evaluate_model
-    from reprogrid.hashing import predictions_digest, weights_digest
-    from reprogrid.library import apply_library
-    from reprogrid.seeds import derive_seeds, draw_unseeded
-    from reprogrid.steps.train import train_with_warnings
+    from reprogrid.config.seeds import derive_seeds, draw_unseeded
+    from reprogrid.evaluation.evaluator import evaluate_model
+    from reprogrid.inputs.data import load_split
+    from reprogrid.inputs.library import apply_library
+    from reprogrid.record.environment import environment_record, record_digest
+    from reprogrid.record.hashing import predictions_digest, weights_digest
+    from reprogrid.training.train_run import train_with_warnings
 
     config = yaml.safe_load(Path(config_path).read_text())
     run_config = resolve_run_config(config, setting, libconf, replicate)
@@ -55,7 +55,7 @@ def one_run(config_path: str, setting: str, libconf: str, replicate: int) -> dic
 
 
 def first_parting(runs: list[dict]) -> int | None:
-    from reprogrid.divergence import first_divergent_epoch
+    from reprogrid.analysis.divergence import first_divergent_epoch
 
     epochs = [first_divergent_epoch(a["init_weights"], a["epochs"], b["init_weights"], b["epochs"])
               for a, b in itertools.combinations(runs, 2)]

@@ -11,10 +11,10 @@ every source of randomness. This sweep measures, per training configuration,
 
 Every run is reprogrid's own code, in-process, exactly as the workflow's ``seed`` and
 ``train`` and ``evaluate`` steps build it: ``reprogrid.config.resolve_run_config`` (the
-run config), ``reprogrid.seeds.derive_seeds`` (the seeds), ``reprogrid.library
-.apply_library`` (threads: 1), ``reprogrid.data.load_split`` (the split),
-``reprogrid.train.train_model`` (the built-in loop, the 1-ULP nudge included) and
-``reprogrid.evaluate.evaluate_model``; disagreement is ``reprogrid.stats.disagreements``.
+run config), ``reprogrid.config.seeds.derive_seeds`` (the seeds), ``reprogrid.inputs.library
+.apply_library`` (threads: 1), ``reprogrid.inputs.data.load_split`` (the split),
+``reprogrid.training.trainer.train_model`` (the built-in loop, the 1-ULP nudge included) and
+``reprogrid.evaluation.evaluator.evaluate_model``; disagreement is ``reprogrid.analysis.stats.disagreements``.
 Nothing is written to MLflow. One process, one thread.
 
 Regenerate the default sweep (2 architectures x 2 schedules x 2 epoch counts x 6 learning
@@ -100,12 +100,12 @@ def run_once(config: dict, setting: str, replicate: int):
     """One grid run, as the workflow's train and evaluate steps do it: (accuracy,
     predicted classes, train seconds), or None when the loss became NaN/infinite."""
     from reprogrid import config as cfg
-    from reprogrid.data import load_split
-    from reprogrid.evaluate import evaluate_model
-    from reprogrid.fit import NumericalDivergence
-    from reprogrid.library import apply_library
-    from reprogrid.seeds import derive_seeds, draw_unseeded
-    from reprogrid.train import train_model
+    from reprogrid.config.seeds import derive_seeds, draw_unseeded
+    from reprogrid.evaluation.evaluator import evaluate_model
+    from reprogrid.inputs.data import load_split
+    from reprogrid.inputs.library import apply_library
+    from reprogrid.training.contract import NumericalDivergence
+    from reprogrid.training.trainer import train_model
 
     run_config = cfg.resolve_run_config(config, setting, "t1", replicate)
     seeds = draw_unseeded(derive_seeds(config["root_seed"], run_config["seed_modes"], replicate))
@@ -121,7 +121,7 @@ def run_once(config: dict, setting: str, replicate: int):
 
 def measure(config: dict) -> dict:
     """Train control (1 run), ulp and all (`replicates` runs each); summarise."""
-    from reprogrid.stats import disagreements
+    from reprogrid.analysis.stats import disagreements
 
     started = time.perf_counter()
     control = run_once(config, "control", 1)

@@ -21,9 +21,10 @@ python benchmarks/instability.py --fresh
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- reprogrid workflow scripts Snakefile benchmarks/*.py || echo "+changes")
 COMMIT="$commit" python - <<'PY' > "$out/machine.json"
 import json, os, platform
-from reprogrid.env import cpu_model, package_version
+from reprogrid.record.environment import cpu_model, package_version
 print(json.dumps({"commit": os.environ["COMMIT"], "cpu": cpu_model(), "cores": os.cpu_count(),
                   "python": platform.python_version(), "torch": package_version("torch"),
                   "snakemake": package_version("snakemake"), "mlflow": package_version("mlflow")}, indent=1))
 PY
 cat "$out"/*.json
+python benchmarks/results_doc.py  # RESULTS.md from the JSON just written

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from reprogrid.analysis.recompute import metrics_from
 from reprogrid.config import LIBRARY_DEFAULTS
-from reprogrid.hashing import file_digest, predictions_digest
-from reprogrid.recompute import metrics_from
-from reprogrid.records import write_sealed
+from reprogrid.record.hashing import file_digest, predictions_digest
+from reprogrid.record.sealed import write_sealed
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS, LIBCONFS = 10, 10

@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 
-from reprogrid.tracking_uri import DEFAULT_TRACKING_URI, credential_free
+from reprogrid.config.tracking_uri import DEFAULT_TRACKING_URI, credential_free
 
 
 def default_tracking_uri() -> str:
@@ -57,10 +57,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     from reprogrid.config import ConfigError
-    from reprogrid.diverge import DivergeError
-    from reprogrid.replay import ReplayError
-    from reprogrid.resumecheck import ResumeCheckError
-    from reprogrid.tracking import StoreError, check_server, check_sqlite_store
+    from reprogrid.investigate.diverge import DivergeError
+    from reprogrid.investigate.replay import ReplayError
+    from reprogrid.investigate.resumecheck import ResumeCheckError
+    from reprogrid.record.mlflow_store import StoreError, check_server, check_sqlite_store
 
     try:
         check_sqlite_store(args.tracking_uri)
@@ -82,16 +82,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def audit(args) -> int:
-    from reprogrid import audit as auditing
+    from reprogrid.investigate.audit_view import render
     from reprogrid.steps.audit import run_audit
 
     report = run_audit(args.tracking_uri, args.experiment, args.json)
-    print(auditing.render(report, args.tracking_uri))
+    print(render(report, args.tracking_uri))
     return 0 if report.ok else 1
 
 
 def replay(args) -> int:
-    from reprogrid import replay as replaying
+    from reprogrid.investigate import replay as replaying
 
     comparison, replay_run_id, key = replaying.replay(args.run_id, args.tracking_uri, workdir=args.workdir)
     print(replaying.render(comparison, args.run_id, key, replay_run_id))
@@ -99,14 +99,14 @@ def replay(args) -> int:
 
 
 def diverge(args) -> int:
-    from reprogrid import diverge as diverging
+    from reprogrid.investigate import diverge as diverging
 
     found = diverging.diverge(args.run_a, args.run_b, args.tracking_uri, args.streams)
     return _finding(diverging.render(found), found, args.json)
 
 
 def resume_check(args) -> int:
-    from reprogrid import resumecheck
+    from reprogrid.investigate import resumecheck
 
     found = resumecheck.check(args.resumed, args.reference, args.tracking_uri)
     return _finding(resumecheck.render(found), found, args.json)
@@ -115,7 +115,7 @@ def resume_check(args) -> int:
 def _finding(text: str, found: dict, json_path: str | None) -> int:
     print(text)
     if json_path:
-        from reprogrid.records import write_json
+        from reprogrid.record.sealed import write_json
 
         write_json(json_path, found)
     return 1 if found["diverged"] else 0

@@ -4,7 +4,7 @@ for a shell command line). Hands the step to a warm worker like every other rule
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reprogrid.step import run
+from reprogrid.jobs.runner import run
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

@@ -33,7 +33,7 @@ REPLICATES = (1,)
 def kernel_key() -> str:
     import torch
 
-    from reprogrid.envvars import supported_capabilities
+    from reprogrid.record.envvars import supported_capabilities
 
     blas = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
     return (f"torch {torch.__version__}, kernels {torch.backends.cpu.get_cpu_capability().lower()}, "
@@ -43,7 +43,7 @@ def kernel_key() -> str:
 def pinned_runs(config: dict):
     """(key, run_config) for the runs pinned from `config`: those predicted to rerun bit for bit."""
     from reprogrid import config as cfg
-    from reprogrid.prediction import expect_rerun_bitwise
+    from reprogrid.training.prediction import expect_rerun_bitwise
 
     for setting, libconf in cfg.grid_cells(config):
         for replicate in REPLICATES:
@@ -54,12 +54,12 @@ def pinned_runs(config: dict):
 
 def results_of(run_config: dict) -> dict:
     """What the train and evaluate steps would record for this run, computed here."""
-    from reprogrid.data import load_split
-    from reprogrid.evaluate import evaluate_model
-    from reprogrid.hashing import predictions_digest
-    from reprogrid.library import apply_library
-    from reprogrid.seeds import derive_seeds, draw_unseeded
-    from reprogrid.train import train_model
+    from reprogrid.config.seeds import derive_seeds, draw_unseeded
+    from reprogrid.evaluation.evaluator import evaluate_model
+    from reprogrid.inputs.data import load_split
+    from reprogrid.inputs.library import apply_library
+    from reprogrid.record.hashing import predictions_digest
+    from reprogrid.training.trainer import train_model
 
     seeds = draw_unseeded(derive_seeds(run_config["root_seed"], run_config["seed_modes"], run_config["replicate"]))
     apply_library(run_config["library"])

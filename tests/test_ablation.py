@@ -1,5 +1,5 @@
 """The paper's protocol on a tiny grid, run for real: every number in summary.csv is
-recomputed here from the run files alone (plain NumPy, not reprogrid.stats), the
+recomputed here from the run files alone (plain NumPy, not reprogrid.analysis.stats), the
 attribution table names each source, and both reports carry their figures."""
 
 import base64

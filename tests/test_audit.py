@@ -2,9 +2,10 @@
 
 import pytest
 
-from reprogrid.audit import RunRecord, audit, current_runs, render
+from reprogrid.analysis.divergence import first_divergent_epoch
 from reprogrid.config import SOURCES
-from reprogrid.divergence import first_divergent_epoch
+from reprogrid.investigate.audit_view import render
+from reprogrid.investigate.grid_audit import RunRecord, audit, current_runs
 
 GRID = {"cells": [["fixed", "t1"], ["vary", "t1"]], "replicates": 2}
 FINGERPRINTS = {}

@@ -49,3 +49,12 @@ def test_audit_benchmark_finds_its_planted_violation():
     assert result["runs"] == 200 and result["audit"]["exit_status"] == 1
     assert result["audit"]["violations"] == [
         "s0 × l0 was predicted bitwise reproducible, but s0/l0/r2 (from epoch 4) differ from s0/l0/r1"]
+
+
+def test_the_planning_estimate_is_the_committed_dry_run():
+    """The large-grid warning's per-job cost is scale.json's measurement, not a remembered one."""
+    from reprogrid.config.checks import PLAN_MIB_PER_JOB, PLAN_SECONDS_PER_JOB
+
+    dry_run = json.loads((REPO / "benchmarks" / "results" / "scale.json").read_text())["dry_run"]
+    assert PLAN_SECONDS_PER_JOB == pytest.approx(dry_run["workflow"]["seconds"] / dry_run["jobs"], rel=1e-9)
+    assert PLAN_MIB_PER_JOB == pytest.approx(dry_run["workflow"]["peak_mib"] / dry_run["jobs"], rel=1e-9)

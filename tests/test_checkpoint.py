@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from reprogrid import checkpoint
 from reprogrid.config import ConfigError, check_config
-from reprogrid.data import load_split
-from reprogrid.fit import FitError, Run
-from reprogrid.records import read_sealed, write_sealed
+from reprogrid.inputs.data import load_split
+from reprogrid.record.sealed import read_sealed, write_sealed
+from reprogrid.training import checkpoint, states
+from reprogrid.training.context import Run
+from reprogrid.training.contract import FitError
 
 GENERATORS = {
     "python": lambda: random.Random(3),
@@ -35,19 +36,19 @@ def draw(generator) -> float:
 def test_a_generator_state_survives_a_weights_only_file_and_continues_the_stream(kind, tmp_path):
     original = GENERATORS[kind]()
     draw(original)
-    torch.save({"state": checkpoint.generator_state(original)}, tmp_path / "c.pt")
+    torch.save({"state": states.generator_state(original)}, tmp_path / "c.pt")
     restored = GENERATORS[kind]()  # a fresh one, at its start
-    checkpoint.set_generator_state(restored, torch.load(tmp_path / "c.pt", weights_only=True)["state"])
+    states.set_generator_state(restored, torch.load(tmp_path / "c.pt", weights_only=True)["state"])
     assert [draw(restored) for _ in range(3)] == [draw(original) for _ in range(3)]
 
 
 def test_the_global_generators_are_captured_and_restored():
     random.seed(1), np.random.seed(1), torch.manual_seed(1)
-    saved = checkpoint.global_states(cuda=False)
+    saved = states.global_states(cuda=False)
     expected = (random.random(), np.random.random(), float(torch.rand(1)))
     random.seed(2), np.random.seed(2), torch.manual_seed(2)
     for name, state in saved.items():
-        checkpoint.restore_global(name, state)
+        states.restore_global(name, state)
     assert (random.random(), np.random.random(), float(torch.rand(1))) == expected
 
 
@@ -58,10 +59,10 @@ def test_states_that_differ_are_named_with_where_they_first_differ():
 
     after = copy.deepcopy(before)
     after["optimizer"]["param_groups"][0]["lr"] = 0.05
-    assert checkpoint.differing(before, copy.deepcopy(before)) == []
-    assert checkpoint.differing(before, after) == ["optimizer"]
-    assert checkpoint.first_difference(before["optimizer"], after["optimizer"]) == "['param_groups'][0]['lr']"
-    assert checkpoint.differing(before, {"model": before["model"]}) == ["optimizer"]  # missing counts
+    assert states.differing(before, copy.deepcopy(before)) == []
+    assert states.differing(before, after) == ["optimizer"]
+    assert states.first_difference(before["optimizer"], after["optimizer"]) == "['param_groups'][0]['lr']"
+    assert states.differing(before, {"model": before["model"]}) == ["optimizer"]  # missing counts
 
 
 def test_generators_a_loop_holds_are_found_by_their_path():
@@ -70,7 +71,7 @@ def test_generators_a_loop_holds_are_found_by_their_path():
             self.rng = np.random.default_rng(0)
 
     known = torch.Generator()
-    found = checkpoint.reachable_generators(
+    found = states.reachable_generators(
         {"jitter": random.Random(1), "pipeline": [Augment()], "known": known, "count": 3}, {id(known)})
     assert sorted(found) == ["jitter", "pipeline[0].rng"]
 
@@ -86,8 +87,8 @@ def tiny_run(checkpoints=None, epochs: int = 3, every: int = 1):
 
 
 def test_a_generator_without_state_is_not_taken_for_one():
-    assert not checkpoint.is_generator(random.SystemRandom())
-    assert checkpoint.reachable_generators({"entropy": random.SystemRandom()}, set()) == {}
+    assert not states.is_generator(random.SystemRandom())
+    assert states.reachable_generators({"entropy": random.SystemRandom()}, set()) == {}
 
 
 @pytest.mark.parametrize("every, written", [(1, [1, 2, 3, 4]), (2, [2, 4]), (0, [])])

@@ -4,7 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reprogrid.compare import RunResult, all_sources_setting, compare_runs, first_divergent_epoch, write_csv
+from reprogrid.analysis.attribution import all_sources_setting
+from reprogrid.analysis.cells import first_divergent_epoch
+from reprogrid.analysis.comparison import compare_runs, write_csv
+from reprogrid.analysis.runs import RunResult
 
 LABELS = np.array([0, 1, 2, 3])
 
@@ -127,7 +130,7 @@ def test_attribution_sets_each_source_against_all_sources():
 
 
 def test_no_two_titles_or_labels_of_a_report_figure_overlap(tmp_path, monkeypatch):
-    from reprogrid import report
+    from reprogrid.report import figures as report
 
     figures = []
     monkeypatch.setattr(report, "_save", lambda fig, path: figures.append(fig))
@@ -173,7 +176,7 @@ def test_a_single_run_cannot_show_reproducibility():
 
 @pytest.mark.parametrize("n, bound", [(5, 0.451), (10, 0.259), (30, 0.0950)])
 def test_the_bound_on_a_bitwise_cells_divergence_rate(n, bound):
-    from reprogrid.compare import divergence_rate_upper95
+    from reprogrid.analysis.summary import divergence_rate_upper95
 
     assert divergence_rate_upper95(n) == pytest.approx(bound, abs=5e-4)
 

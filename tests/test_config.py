@@ -7,8 +7,9 @@ from snakemake.utils import validate
 
 from conftest import REPO, config_with, tiny_config
 from reprogrid import config as cfg
+from reprogrid.config import schema as config_schema
+from reprogrid.config.tracking_uri import DEFAULT_TRACKING_URI, tracking_uri
 from reprogrid.steps.preflight import check_inputs
-from reprogrid.tracking_uri import DEFAULT_TRACKING_URI, tracking_uri
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -95,7 +96,8 @@ def test_the_schema_describes_every_key_every_source_and_every_mode():
     schema = yaml.safe_load(SCHEMA.read_text())
     assert described(schema) == []
     for source in cfg.SOURCES:  # the tool's central concept, explained where it is defined
-        modes = cfg._resolved(schema, schema["properties"]["seed_settings"]["additionalProperties"]["properties"][source])
+        settings = schema["properties"]["seed_settings"]["additionalProperties"]["properties"]
+        modes = config_schema.with_ref_followed(schema, settings[source])
         assert set(modes["x-meanings"]) == set(cfg.SOURCE_MODES[source]), source
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import grid_runs, run_snakemake, tiny_config
 from reprogrid import config as cfg
-from reprogrid.envvars import supported_capabilities
+from reprogrid.record.envvars import supported_capabilities
 from reprogrid.steps import preflight
 
 REPROGRID = Path(sys.executable).with_name("reprogrid")
@@ -26,9 +26,9 @@ def test_what_a_cpu_can_run_is_read_from_its_flags():
 
 
 def test_a_capability_the_cpu_lacks_is_refused_naming_the_key(monkeypatch):
-    import reprogrid.envvars
+    import reprogrid.record.envvars
 
-    monkeypatch.setattr(reprogrid.envvars, "supported_capabilities", lambda: ["default", "avx2"])
+    monkeypatch.setattr(reprogrid.record.envvars, "supported_capabilities", lambda: ["default", "avx2"])
     config = tiny_config(library_configs={"wide": {"cpu_capability": "avx512"}})
     with pytest.raises(cfg.ConfigError, match=r"library_configs.wide.cpu_capability: .*'avx512' needs "
                                               r"instructions this CPU does not have \(it can run: default, avx2\)"):
@@ -72,7 +72,7 @@ def test_the_workflow_refuses_a_capability_this_cpu_lacks_before_any_work(tmp_pa
 
 
 def test_replay_says_when_the_kernels_took_another_path():
-    from reprogrid.replay import capability_notes
+    from reprogrid.investigate.replay import capability_notes
 
     recorded = {"library_effective": {"cpu_capability": "avx512"}, "env": {}}
     assert capability_notes(recorded, {"library_effective": {"cpu_capability": "avx512"}, "env": {}}) == []

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import REPO, SNAKEMAKE, grid_runs, run_snakemake, tiny_config
-from reprogrid.records import read_json
+from reprogrid.record.sealed import read_json
 
 pytestmark = pytest.mark.workflow
 CONFIG = tiny_config(replicates=4, training={"epochs": 4, "batch_size": 64, "optimizer": "sgd", "lr": 0.05,

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from reprogrid import library
 from reprogrid.config import LIBRARY_DEFAULTS, resolve_run_config
-from reprogrid.env import environment_record, record_digest
-from reprogrid.prediction import expect_bitwise
-from reprogrid.steps.train import logged_warnings
+from reprogrid.inputs import library
+from reprogrid.record.environment import environment_record, record_digest
+from reprogrid.training.prediction import expect_bitwise
+from reprogrid.training.train_run import logged_warnings
 
 GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; torch sees none here")
 
@@ -91,10 +91,10 @@ def test_a_gpu_run_is_predicted_bitwise_only_with_deterministic_algorithms():
 
 @GPU
 def test_deterministic_cuda_runs_repeat_bit_for_bit(restored):
-    from reprogrid.data import load_split
-    from reprogrid.hashing import weights_digest
-    from reprogrid.seeds import derive_seeds, draw_unseeded
-    from reprogrid.train import train_model
+    from reprogrid.config.seeds import derive_seeds, draw_unseeded
+    from reprogrid.inputs.data import load_split
+    from reprogrid.record.hashing import weights_digest
+    from reprogrid.training.trainer import train_model
 
     config = tiny_config(model={"name": "cnn", "channels": [8, 16], "dropout": 0.1},
                          library_configs={"det": {"device": "cuda", "deterministic_algorithms": True}})

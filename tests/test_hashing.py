@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from reprogrid.hashing import (
+from reprogrid.record.hashing import (
     arrays_digest,
     canonical_json,
     code_digest,
@@ -51,7 +51,7 @@ def test_weights_digest_sees_a_one_ulp_change():
 def test_weights_digest_is_stable_across_processes():
     script = textwrap.dedent("""
         import torch
-        from reprogrid.hashing import weights_digest
+        from reprogrid.record.hashing import weights_digest
         torch.manual_seed(0)
         print(weights_digest(torch.nn.Linear(5, 3).state_dict()))
     """)
@@ -71,18 +71,19 @@ def test_code_digest_follows_file_content_and_names():
 
 
 def test_the_code_a_run_ran_is_the_training_closure_not_the_report():
-    from reprogrid import provenance
+    from reprogrid.record import provenance
 
     labels = set(provenance.run_code_files({}))
-    assert {"reprogrid/fit.py", "reprogrid/train.py", "reprogrid/steps/train.py", "reprogrid/evaluate.py",
-            "reprogrid/steps/__init__.py", "reprogrid/__init__.py"} <= labels
-    assert not labels & {"reprogrid/report.py", "reprogrid/audit.py", "reprogrid/compare.py", "reprogrid/cli.py"}
+    assert {"reprogrid/training/context.py", "reprogrid/training/loop.py", "reprogrid/training/train_run.py",
+            "reprogrid/evaluation/evaluator.py", "reprogrid/__init__.py"} <= labels
+    assert not labels & {"reprogrid/report/render.py", "reprogrid/investigate/grid_audit.py",
+                         "reprogrid/analysis/comparison.py", "reprogrid/cli.py"}
 
 
 def test_a_file_edited_after_the_process_began_to_use_it_is_refused(tmp_path):
     import os
 
-    from reprogrid import provenance
+    from reprogrid.record import provenance
 
     source = tmp_path / "mod.py"
     source.write_text("x = 1\n")

@@ -31,7 +31,7 @@ def files_under(directory: Path) -> dict:
 def half_created_store(workdir: Path) -> Path:
     """A store as a first run killed mid-migration leaves it: some tables, an earlier
     schema revision, no runs."""
-    from reprogrid import tracking
+    from reprogrid.record import mlflow_store as tracking
 
     db = workdir / "results" / "mlflow.db"
     tracking.prepare_experiment(f"sqlite:///{db}", "half")

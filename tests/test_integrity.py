@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import run_snakemake
-from reprogrid.compare import load_run
-from reprogrid.hashing import file_digest
-from reprogrid.records import IntegrityError, read_sealed, write_sealed
-from reprogrid.steps.evaluate import run_evaluate
+from reprogrid.analysis.runs import load_run
+from reprogrid.evaluation.evaluate_run import run_evaluate
+from reprogrid.record.hashing import file_digest
+from reprogrid.record.sealed import IntegrityError, read_sealed, write_sealed
 
 pytestmark = pytest.mark.workflow
 KEY = "all_fixed/t1/r1"
@@ -138,8 +138,8 @@ def test_forged_predictions_with_a_consistent_resealed_eval_json_are_refused_by_
     logits[wrong, labels[wrong]] = 1e6  # every example now "correct"
     np.savez(directory / "predictions.npz", logits=logits, labels=labels)
     record = read_sealed(directory / "eval.json")
-    from reprogrid.hashing import predictions_digest
-    from reprogrid.recompute import metrics_from
+    from reprogrid.analysis.recompute import metrics_from
+    from reprogrid.record.hashing import predictions_digest
 
     record["metrics"] |= metrics_from(logits, labels, "classification", "auto")
     record["hashes"]["predictions"] = predictions_digest(logits, labels)
@@ -207,7 +207,7 @@ def test_two_writers_of_one_path_never_write_into_each_others_partial(tmp_path):
     import threading
     import time
 
-    from reprogrid.records import write_atomically
+    from reprogrid.record.sealed import write_atomically
 
     target = tmp_path / "summary.csv"
     started = threading.Barrier(2)

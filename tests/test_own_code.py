@@ -10,12 +10,12 @@ import torch
 
 from conftest import tiny_config, user_package
 from reprogrid.config import ConfigError, check_config, resolve_run_config
-from reprogrid.data import load_split
-from reprogrid.hashing import code_digest, file_digest
-from reprogrid.seeds import derive_seeds, draw_unseeded
+from reprogrid.config.seeds import derive_seeds, draw_unseeded
+from reprogrid.inputs.data import load_split
+from reprogrid.inputs.usercode import factory_source_files
+from reprogrid.record.hashing import code_digest, file_digest
 from reprogrid.steps.preflight import check_inputs, run_preflight
-from reprogrid.train import train_model
-from reprogrid.user import factory_source_files
+from reprogrid.training.trainer import train_model
 
 COUNTER = itertools.count()
 
@@ -89,8 +89,8 @@ def test_a_factory_dataset_is_read_as_it_yields(own, as_datasets):
 
 
 def test_the_init_seed_governs_the_factory_model_and_the_code_hash_covers_it(own):
-    from reprogrid import randomness
-    from reprogrid.models import build_model
+    from reprogrid.inputs import randomness
+    from reprogrid.inputs.models import build_model
 
     model = {"factory": f"{own}.code:net", "kwargs": {}}
     weights = []
@@ -219,7 +219,7 @@ def test_a_broken_data_file_is_named_when_the_config_is_checked(own, tmp_path, c
     ([0, 100000] * 20, "the labels are 2 classes spread over codes 0 to 100000 (99,999 codes no example has)"),
 ])
 def test_labels_a_classifier_cannot_learn_from_honestly_are_refused(labels, problem):
-    from reprogrid.user import detect_task
+    from reprogrid.inputs.usercode import detect_task
 
     with pytest.raises(ConfigError, match=r"config key dataset.path: " + re.escape(problem)):
         detect_task("auto", np.array(labels), "dataset.path")

@@ -9,10 +9,10 @@ import pytest
 from conftest import run_snakemake, tiny_config, user_package
 from reprogrid import config as cfg
 from reprogrid.config import ConfigError
-from reprogrid.data import load_split
-from reprogrid.seeds import derive_seeds, draw_unseeded
+from reprogrid.config.seeds import derive_seeds, draw_unseeded
+from reprogrid.inputs.data import load_split
 from reprogrid.steps.preflight import run_preflight
-from reprogrid.train import train_model
+from reprogrid.training.trainer import train_model
 
 COUNTER = itertools.count()
 

@@ -36,9 +36,9 @@ def test_own_loop_through_the_grid_report_audit_and_replay(tmp_path):
     # two loader workers whose seed_worker gives them one Python random state
     assert cells["workers"]["worker_rng_duplicated"] == "python"
     report = (workdir / "results" / "compare" / "report.html").read_text()
-    assert ("training drew from Python&#x27;s random and torch&#x27;s global generator, in every epoch; nopy "
-            "leaves Python&#x27;s random unseeded, so runs differ") in report
-    assert "workers started Python&#x27;s random in one same state" in report
+    assert ("training drew from Python&#39;s random and torch&#39;s global generator, in every epoch; nopy "
+            "leaves Python&#39;s random unseeded, so runs differ") in report
+    assert "workers started Python&#39;s random in one same state" in report
 
     uri = f"sqlite:///{workdir}/results/mlflow.db"
     client = MlflowClient(uri)

@@ -9,12 +9,12 @@ from mlflow.tracking import MlflowClient
 
 from conftest import tiny_config
 from reprogrid import config as cfg
-from reprogrid.records import IntegrityError, read_json
+from reprogrid.evaluation.evaluate_run import run_evaluate
+from reprogrid.record.sealed import IntegrityError, read_json
 from reprogrid.steps.compare import run_compare
-from reprogrid.steps.evaluate import run_evaluate
 from reprogrid.steps.seed import run_seed
 from reprogrid.steps.setup import prepare_tracking
-from reprogrid.steps.train import run_train
+from reprogrid.training.train_run import run_train
 
 
 def run_one(root, config, setting, libconf, replicate, evaluate=True):

@@ -17,10 +17,10 @@ from mlflow.tracking import MlflowClient
 from conftest import REPO, run_snakemake, tiny_config, user_package
 from reprogrid import config as cfg
 from reprogrid.config import ConfigError
-from reprogrid.data import load_split
-from reprogrid.fit import FitError
-from reprogrid.seeds import derive_seeds, draw_unseeded
-from reprogrid.train import train_model
+from reprogrid.config.seeds import derive_seeds, draw_unseeded
+from reprogrid.inputs.data import load_split
+from reprogrid.training.contract import FitError
+from reprogrid.training.trainer import train_model
 
 REPROGRID = Path(sys.executable).with_name("reprogrid")
 MNIST = REPO / "examples" / "mnist_port"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from reprogrid import power
+from reprogrid.analysis import power
 
 
 @pytest.mark.parametrize("effect, sd, runs, paired", [(0.005, 0.004, 10, False), (0.01, 0.02, 30, False),

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import tiny_config
 from reprogrid.config import resolve_run_config
-from reprogrid.prediction import active_sources, expect_bitwise, expect_rerun_bitwise, varied_sources
+from reprogrid.training.prediction import active_sources, expect_bitwise, expect_rerun_bitwise, varied_sources
 
 MLP = {"name": "mlp", "hidden": [8], "dropout": 0.1}
 CASES = [
@@ -59,7 +59,7 @@ def test_a_run_on_auto_is_predicted_from_the_device_it_resolved_to():
 
 
 def test_a_cell_is_predicted_bitwise_when_every_run_is():
-    from reprogrid.prediction import cell_expects_bitwise
+    from reprogrid.training.prediction import cell_expects_bitwise
 
     assert cell_expects_bitwise([True, True]) and not cell_expects_bitwise([True, False])
     assert not cell_expects_bitwise([False, True]) and not cell_expects_bitwise([])

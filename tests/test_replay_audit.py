@@ -61,7 +61,9 @@ def test_replay_after_a_one_line_code_change_names_code(grid, tmp_path):
     for part in ("reprogrid", "scripts", "workflow"):
         shutil.copytree(REPO / part, checkout / part, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "Snakefile", checkout / "Snakefile")
-    with open(checkout / "reprogrid" / "train.py", "a") as handle:
+    changed = checkout / "reprogrid" / "training" / "loop.py"  # the built-in loop: in every run's code
+    assert changed.exists()
+    with open(changed, "a") as handle:
         handle.write("# a harmless one-line change\n")
     done = reprogrid("replay", run_id(grid, "init/t1/r1"), "--tracking-uri", store(grid), cwd=tmp_path,
                      env={"PYTHONPATH": str(checkout)})

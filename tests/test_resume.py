@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import REPO, SNAKEMAKE, grid_runs, run_snakemake, tiny_config, user_package
-from reprogrid.records import read_json
+from reprogrid.record.sealed import read_json
 
 pytestmark = pytest.mark.workflow
 REPROGRID = SNAKEMAKE.with_name("reprogrid")
@@ -119,10 +119,11 @@ def test_a_training_killed_mid_epoch_resumes_from_its_checkpoint_and_ends_bitwis
 
 def test_a_checkpoint_of_another_config_is_not_resumed_from(tmp_path):
     """Edit the config after a kill: the old checkpoint belongs to another run."""
-    from reprogrid.checkpoint import CheckpointFiles
+    from reprogrid.training.checkpoint import CheckpointFiles
 
     files = CheckpointFiles(tmp_path, lambda: {"run_key": "s/l/r1", "config": "a"})
-    files.write(2, {"epoch": 2, "seeds": {}, "pieces": {}})
+    record = json.dumps({"epochs": [{"weights": "w2"}]})  # a resumable payload: its epoch record, no model
+    files.write(2, {"epoch": 2, "seeds": {}, "pieces": {"record": record}})
     payload, why = CheckpointFiles(tmp_path, lambda: {"run_key": "s/l/r1", "config": "b"}).latest()
     assert payload is None and why == "checkpoint of epoch 2 ignored: another config"
     payload, why = files.latest()

@@ -9,10 +9,10 @@ import torch
 
 from conftest import tiny_config
 from reprogrid import config as cfg
-from reprogrid import rngtrace
-from reprogrid.data import load_split
-from reprogrid.fit import Run
-from reprogrid.seeds import derive_seeds, draw_unseeded
+from reprogrid.config.seeds import derive_seeds, draw_unseeded
+from reprogrid.inputs import rngtrace
+from reprogrid.inputs.data import load_split
+from reprogrid.training.context import Run
 
 DRAWS = {
     "python": lambda: random.random(),
@@ -78,7 +78,7 @@ def test_worker_reports_are_drained_every_epoch_so_no_worker_waits_to_exit():
     queue's pipe before the pipe fills, or a worker process cannot exit."""
     import multiprocessing
 
-    from reprogrid.fit import _WorkerStarts
+    from reprogrid.training.workers import WorkerStarts
 
     config = tiny_config(library_configs={"w4": {"threads": 1, "num_workers": 4}})
     run_config = cfg.resolve_run_config(config, "all_fixed", "w4", 1)
@@ -86,7 +86,7 @@ def test_worker_reports_are_drained_every_epoch_so_no_worker_waits_to_exit():
     run = Run(run_config, seeds, load_split(run_config["dataset"], seeds["split"]))
     model = run.model()
     run.loader(run.train_data, batch_size=256)  # makes the report queue, as for a real loader
-    report = _WorkerStarts(None, run._worker_reports)
+    report = WorkerStarts(None, run._worker_reports.queue)
     context = multiprocessing.get_context("fork")
     for epoch in range(1, 61):  # 480 worker starts, 8 an epoch
         workers = [context.Process(target=report, args=(i,)) for i in range(8)]

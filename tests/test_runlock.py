@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from reprogrid import runlock
+from reprogrid.jobs import runlock
 
-HOLD = "from reprogrid import runlock; import sys, time; runlock.acquire('s/l/r1'); print('held', flush=True); " \
+HOLD = "from reprogrid.jobs import runlock; import sys, time; runlock.acquire('s/l/r1'); print('held', flush=True); " \
        "time.sleep(60)"
 
 

@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 
 from conftest import REPO
-from reprogrid.compare import RunResult, compare_runs
-from reprogrid.envvars import recorded_env_vars
-from reprogrid.report import render_report, write_figures
-from reprogrid.tracking_uri import tracking_uri
+from reprogrid.analysis.comparison import compare_runs
+from reprogrid.analysis.runs import RunResult
+from reprogrid.config.tracking_uri import tracking_uri
+from reprogrid.record.envvars import recorded_env_vars
+from reprogrid.report.figures import write_figures
+from reprogrid.report.render import render_report
 
 
 def test_every_checkpoint_load_in_the_package_is_weights_only():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from reprogrid.config import DEFAULT_MODES, SOURCES
-from reprogrid.seeds import derive_seed, derive_seeds, draw_unseeded, source_id
+from reprogrid.config.seeds import derive_seed, derive_seeds, draw_unseeded, source_id
 
 
 def modes(**changes):

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from reprogrid import stats
+from reprogrid.analysis import stats
 
 
 def test_std_is_the_sample_standard_deviation():

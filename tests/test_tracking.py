@@ -4,27 +4,32 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from reprogrid.records import read_json
+from reprogrid.record.sealed import read_json
 from reprogrid.steps.setup import prepare_tracking
 
 WRITER = textwrap.dedent("""
-    import sys, numpy as np
-    from reprogrid import tracking
-    uri, experiment_id, retries = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+    import os, sys, time, numpy as np
+    from reprogrid.record import mlflow_store as tracking
+    from reprogrid.record import mlflow_runs
+    uri, experiment_id, retries, start = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
     if not retries:
         tracking.TRANSIENT_ERRORS = ()
     client = tracking.client(uri)
     features, targets = np.zeros((10, 4), np.float32), np.zeros(10, np.int64)
+    open(f"{start}.ready.{os.getpid()}", "w").close()
+    while not os.path.exists(start):  # every writer imported: all write at once, however slow the start-up
+        time.sleep(0.005)
     for i in range(3):
-        run_id = tracking.create_run(client, experiment_id, "writer", {}, tracking.now_ms())
-        tracking.log_dataset(client, run_id, name="same", features=features, targets=targets,
+        run_id = mlflow_runs.create_run(client, experiment_id, "writer", {}, tracking.now_ms())
+        mlflow_runs.log_dataset(client, run_id, name="same", features=features, targets=targets,
                              sha256="ab" * 32, source_path=None)
-        tracking.log_batch(client, run_id, params={"i": i}, series={"loss": {1: 1.0, 2: 0.5}})
-        tracking.finish_run(client, run_id)
+        mlflow_runs.log_batch(client, run_id, params={"i": i}, series={"loss": {1: 1.0, 2: 0.5}})
+        mlflow_runs.finish_run(client, run_id)
 """)
 
 
@@ -32,11 +37,18 @@ def concurrent_writers(tmp_path, n, retries):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     prepare_tracking(uri, "concurrency", tmp_path / "tracking.json")
     experiment_id = read_json(tmp_path / "tracking.json")["experiment_id"]
+    start = tmp_path / "start"
     writers = [
-        subprocess.Popen([sys.executable, "-c", WRITER, uri, experiment_id, "1" if retries else "0"],
+        subprocess.Popen([sys.executable, "-c", WRITER, uri, experiment_id, "1" if retries else "0", str(start)],
                          stderr=subprocess.PIPE, text=True)
         for _ in range(n)
     ]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("start.ready.*"))) < n and time.monotonic() < deadline:
+        if any(w.poll() is not None for w in writers):
+            break  # a writer died before it was ready: its error is reported below
+        time.sleep(0.01)
+    start.touch()
     failures = [w.communicate()[1] for w in writers if w.wait() != 0]
     return MlflowClient(uri).search_runs([experiment_id]), failures
 
@@ -50,15 +62,15 @@ def test_concurrent_writers_of_the_same_dataset_all_land(tmp_path):
 
 def test_the_control_without_retries_collides(tmp_path):
     """What the retries are for: the same writers without them fail on a transient
-    error (SQLite's reader-to-writer upgrade is refused at once, not waited for). About
-    two attempts in three collide here, so six attempts all passing would happen about
-    once in a thousand runs of this test."""
+    error (SQLite's reader-to-writer upgrade is refused at once, not waited for). The
+    writers start writing together, once all have imported, so that a loaded machine's
+    staggered start-ups do not keep them apart; up to six rounds."""
     for attempt in range(6):
         directory = tmp_path / str(attempt)
         directory.mkdir()
         _, failures = concurrent_writers(directory, n=8, retries=False)
         if failures:
-            from reprogrid import tracking
+            from reprogrid.record import mlflow_store as tracking
 
             assert any(error in failures[0] for error in tracking.TRANSIENT_ERRORS), failures[0][-2000:]
             return

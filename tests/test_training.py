@@ -6,11 +6,12 @@ import torch
 
 from conftest import tiny_config
 from reprogrid import config as cfg
-from reprogrid.data import load_split
-from reprogrid.evaluate import evaluate_model
-from reprogrid.randomness import nudge_one_ulp
-from reprogrid.seeds import derive_seeds, draw_unseeded
-from reprogrid.train import NumericalDivergence, train_model
+from reprogrid.config.seeds import derive_seeds, draw_unseeded
+from reprogrid.evaluation.evaluator import evaluate_model
+from reprogrid.inputs.data import load_split
+from reprogrid.inputs.randomness import nudge_one_ulp
+from reprogrid.training.contract import NumericalDivergence
+from reprogrid.training.trainer import train_model
 
 
 def trained(setting_modes=None, replicate=1, libconf=None, **config_changes):

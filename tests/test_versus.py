@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 
-from reprogrid import power, versus
+from reprogrid.analysis import power, versus
 
 SIMULATIONS = 2000
 

@@ -15,9 +15,9 @@ import pytest
 
 from conftest import REPO, tiny_config
 from reprogrid import config as cfg
-from reprogrid import warm
-from reprogrid.records import read_json
-from reprogrid.step import StepFailed, run
+from reprogrid.jobs import warm_client as warm
+from reprogrid.jobs.runner import StepFailed, run
+from reprogrid.record.sealed import read_json
 
 STEP = [sys.executable, str(REPO / "scripts" / "step.py")]
 
@@ -99,9 +99,9 @@ def test_a_job_whose_load_time_settings_differ_from_the_servers_runs_in_its_own_
 
 
 def test_the_server_refuses_to_fork_with_a_second_thread(tmp_path):
-    probe = subprocess.run([sys.executable, "-c", "import threading, time\nfrom reprogrid import warm\n"
-                            "print(warm.fork_hazard())\nthreading.Thread(target=time.sleep, args=(5,)).start()\n"
-                            "print(warm.fork_hazard())"], capture_output=True, text=True, timeout=60,
+    probe = subprocess.run([sys.executable, "-c", "import threading, time\nfrom reprogrid.jobs import warm_server\n"
+                            "print(warm_server.fork_hazard())\nthreading.Thread(target=time.sleep, args=(5,)).start()\n"
+                            "print(warm_server.fork_hazard())"], capture_output=True, text=True, timeout=60,
                            env=os.environ | warm.SERVER_ENV)
     before, after = probe.stdout.splitlines()
     assert before == "None" and after == "the warm server runs 2 threads; forking it is not safe"
@@ -122,7 +122,7 @@ def test_a_job_waits_a_bounded_time_for_a_stopped_server(server, tmp_path, monke
 def test_a_stopped_server_is_never_handed_the_runs_lock(server, tmp_path, monkeypatch):
     """A job gives up on a stopped server and runs in its own process: once it is done,
     its run's lock is free (no copy of it waits in the stopped server's backlog)."""
-    from reprogrid import runlock
+    from reprogrid.jobs import runlock
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(warm.START_TIMEOUT_ENV, "1")
@@ -191,7 +191,7 @@ def test_killing_the_job_kills_its_warm_child(server, tmp_path):
 
 def test_the_server_ends_with_the_process_that_started_it(tmp_path):
     starter = subprocess.run(
-        [sys.executable, "-c", "import os; from reprogrid import warm; "
+        [sys.executable, "-c", "import os; from reprogrid.jobs import warm_client as warm; "
          "print(warm.start().pid, flush=True); os._exit(0)"],
         capture_output=True, text=True, check=True,
     )
@@ -211,7 +211,7 @@ def test_no_warm_workers_inside_cluster_jobs_or_when_switched_off(monkeypatch):
 
 
 def test_step_arguments_are_strings_or_json():
-    from reprogrid.step import parse_arguments
+    from reprogrid.jobs.runner import parse_arguments
 
     assert parse_arguments(["path=results/a b.json", "config:={\"x\": [1, 2]}", "n:=3", "s=3"]) == {
         "path": "results/a b.json", "config": {"x": [1, 2]}, "n": 3, "s": "3"}

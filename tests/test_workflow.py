@@ -102,8 +102,8 @@ def test_the_rng_trace_names_numpys_generator_where_it_is_left_unseeded_and_the_
     assert unseeded == {("all_fixed", "t1"): "", ("init", "t1"): "", ("all_fixed", "numpy_unseeded"): "numpy",
                         ("init", "numpy_unseeded"): "numpy"}
     report = (grid / "results" / "compare" / "report.html").read_text()
-    assert ("<b>all_fixed × numpy_unseeded</b>: training drew from NumPy&#x27;s global generator and torch&#x27;s "
-            "global generator, in every epoch; numpy_unseeded leaves NumPy&#x27;s global generator unseeded, so runs "
+    assert ("<b>all_fixed × numpy_unseeded</b>: training drew from NumPy&#39;s global generator and torch&#39;s "
+            "global generator, in every epoch; numpy_unseeded leaves NumPy&#39;s global generator unseeded, so runs "
             "differ.") in report
 
 

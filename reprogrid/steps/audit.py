@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import logging
 
-from reprogrid.records import write_json
+from reprogrid.record.sealed import write_json
 
 log = logging.getLogger("reprogrid")
 
 
 def run_audit(tracking_uri: str, experiment: str | None = None, json_path=None):
     """Audit an experiment from its MLflow records alone; write the report as JSON."""
-    from reprogrid import audit, tracking
+    from reprogrid.investigate import grid_audit as audit
+    from reprogrid.record import mlflow_runs
+    from reprogrid.record import mlflow_store as tracking
 
     client = tracking.existing_store_client(tracking_uri)
     experiment_id, name, grid = tracking.find_experiment(client, experiment)
-    records = [audit.RunRecord(**r) for r in tracking.run_records(client, experiment_id)]
+    records = [audit.RunRecord(**r) for r in mlflow_runs.run_records(client, experiment_id)]
 
     def fingerprints(run_id: str) -> list[str]:
-        return [e["weights"] for e in tracking.load_json_artifact(client, run_id, "train.json")["epochs"]]
+        return [e["weights"] for e in mlflow_runs.load_json_artifact(client, run_id, "train.json")["epochs"]]
 
     report = audit.audit(name, records, grid, fingerprints)
     if json_path:

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 import reprogrid
-from reprogrid.records import read_json, write_atomically
+from reprogrid.record.sealed import read_json, write_atomically
 
 log = logging.getLogger("reprogrid")
 
@@ -17,7 +17,7 @@ def check_against_records(runs: list, records: list[dict]) -> None:
     hashed from predictions.npz), weights hash and metrics (as recomputed) must be what
     the record says. Editing a run's files, even resealing its records, is then not
     enough to change a result: the store would have to be edited too."""
-    from reprogrid.records import IntegrityError
+    from reprogrid.record.sealed import IntegrityError
 
     by_id = {r["run_id"]: r for r in records}
     for run in runs:
@@ -44,16 +44,19 @@ def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_
     """Compare all runs: summary.csv, pairs.csv, attribution.csv, libconfs.csv, the figures
     and report.html; log them as one MLflow run tagged reprogrid.kind=compare. Each run is
     first checked against its MLflow record (`verify_records`). With `localise`, one pair of
-    differing runs per cell is localised down to the operation (reprogrid.diverge):
+    differing runs per cell is localised down to the operation (reprogrid.investigate.diverge):
     divergence.csv, and the cause in the report. power.csv: how many seeds a claim needs
     (`effect_sizes`, per metric); versus.csv: is one cell better than another, beyond seed
     noise."""
     import pandas as pd
 
-    from reprogrid import tracking
-    from reprogrid.compare import compare_runs, load_run, write_csv
-    from reprogrid.diverge import DIVERGENCE_COLUMNS, localise_grid
-    from reprogrid.report import render_report, write_figures
+    from reprogrid.analysis.comparison import compare_runs, write_csv
+    from reprogrid.analysis.runs import load_run
+    from reprogrid.investigate.diverge import DIVERGENCE_COLUMNS, localise_grid
+    from reprogrid.record import mlflow_runs
+    from reprogrid.record import mlflow_store as tracking
+    from reprogrid.report.figures import write_figures
+    from reprogrid.report.render import render_report
 
     out = Path(summary_path).parent
     attribution_path = attribution_path or out / "attribution.csv"
@@ -63,7 +66,7 @@ def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_
     tracked = read_json(tracking_path)
     client = tracking.client(tracked["tracking_uri"])
     if verify_records:
-        check_against_records(runs, tracking.run_records(client, tracked["experiment_id"]))
+        check_against_records(runs, mlflow_runs.run_records(client, tracked["experiment_id"]))
     comparison = compare_runs(runs, reference_libconf, effect_sizes)
     divergence_path = divergence_path or out / "divergence.csv"
     power_path = power_path or out / "power.csv"
@@ -79,15 +82,15 @@ def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_
     figures = write_figures(comparison, figures_dir)
     html = render_report(f"reprogrid: {tracked['experiment']}", comparison, figures)
     write_atomically(report_path, lambda partial: partial.write_text(html, encoding="utf-8"))
-    run_id = tracking.create_run(
+    run_id = mlflow_runs.create_run(
         client, tracked["experiment_id"], "compare",
         {"reprogrid.kind": "compare", "reprogrid.version": reprogrid.__version__},
         tracking.now_ms(),
     )
-    tracking.log_batch(client, run_id, params={"runs": len(runs), "cells": len(comparison.summary),
+    mlflow_runs.log_batch(client, run_id, params={"runs": len(runs), "cells": len(comparison.summary),
                                                "reference_libconf": comparison.reference_libconf})
-    tracking.log_artifacts(client, run_id, files=[summary_path, pairs_path, attribution_path, libconfs_path,
+    mlflow_runs.log_artifacts(client, run_id, files=[summary_path, pairs_path, attribution_path, libconfs_path,
                                                   divergence_path, power_path, versus_path,
                                                   report_path, *((f"figures/{p.name}", p) for p in figures.values())])
-    tracking.finish_run(client, run_id)
+    mlflow_runs.finish_run(client, run_id)
     log.info("compared %d runs in %d cells; MLflow run %s", len(runs), len(comparison.summary), run_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from reprogrid import config as cfg
-from reprogrid.seeds import derive_seeds, draw_unseeded
+from reprogrid.config.seeds import derive_seeds, draw_unseeded
 
 log = logging.getLogger("reprogrid")
 
@@ -25,7 +25,7 @@ def check_inputs(config: dict) -> None:
 
 
 def check_cpu_capabilities(config: dict) -> None:
-    from reprogrid.envvars import check_capability
+    from reprogrid.record.envvars import check_capability
 
     for name, knobs in config["library_configs"].items():
         if (knobs or {}).get("cpu_capability"):
@@ -42,7 +42,7 @@ def check_dataset_file(dataset: dict) -> None:
         return
     from pathlib import Path
 
-    from reprogrid.user import detect_task, read_table
+    from reprogrid.inputs.usercode import detect_task, read_table
 
     if dataset["path"].lower().endswith(".csv") and "target" not in dataset:
         raise cfg.ConfigError("dataset.target", "name the CSV column that holds the label or value to predict")
@@ -72,16 +72,16 @@ def run_preflight(config: dict) -> None:
     through it and the loss taken. Any problem is a ConfigError naming the key."""
     import torch
 
-    from reprogrid import randomness
-    from reprogrid.data import load_split
-    from reprogrid.models import build_model
-    from reprogrid.train import loss_function
+    from reprogrid.inputs import randomness
+    from reprogrid.inputs.data import load_split
+    from reprogrid.inputs.models import build_model
+    from reprogrid.training.loop import loss_function
 
     setting, libconf = cfg.grid_cells(config)[0]
     run_config = cfg.resolve_run_config(config, setting, libconf, 1)
     if "factory" in run_config["training"]:  # the loop itself runs only in training: found, callable
-        from reprogrid.fit import FIT_KEY
-        from reprogrid.user import import_factory
+        from reprogrid.inputs.usercode import import_factory
+        from reprogrid.training.contract import FIT_KEY
 
         import_factory(run_config["training"]["factory"], FIT_KEY)
     seeds = draw_unseeded(derive_seeds(config["root_seed"], run_config["seed_modes"], 1))
@@ -93,8 +93,8 @@ def run_preflight(config: dict) -> None:
     except ValueError as error:  # a built-in model that cannot take this data
         raise cfg.ConfigError(model_key, str(error)) from None
     if "evaluation" in run_config:  # the user's evaluation defines what the model's outputs are
-        from reprogrid.evaluate import evaluate_run
-        from reprogrid.library import torch_device, torch_dtype
+        from reprogrid.evaluation.evaluator import evaluate_run
+        from reprogrid.inputs.library import torch_device, torch_dtype
 
         library = run_config["library"]
         model = model.to(device=torch_device(library), dtype=torch_dtype(library))

@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 
 from reprogrid import config as cfg
-from reprogrid.records import write_json
-from reprogrid.seeds import derive_seeds
+from reprogrid.config.seeds import derive_seeds
+from reprogrid.record.sealed import write_json
 
 log = logging.getLogger("reprogrid")
 

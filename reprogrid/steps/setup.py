@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from reprogrid.records import write_json
+from reprogrid.record.sealed import write_json
 
 log = logging.getLogger("reprogrid")
 
@@ -14,7 +14,7 @@ def prepare_tracking(uri: str, experiment: str, out_path: str | Path, grid: dict
     """Create the store and experiment (concurrent first-time schema creation on SQLite
     races, so it happens here, once), record the grid it expects (for audits), and write
     where runs are recorded to `out_path` for the jobs."""
-    from reprogrid import tracking
+    from reprogrid.record import mlflow_store as tracking
 
     experiment_id = tracking.prepare_experiment(uri, experiment)
     if grid is not None:

@@ -7,12 +7,12 @@ import sys
 from snakemake.utils import validate
 
 from reprogrid import config as cfg
-from reprogrid import configcheck
-from reprogrid import invocation
-from reprogrid import step as steps
-from reprogrid import warm
+from reprogrid.config import checks as configcheck
+from reprogrid.jobs import invocation
+from reprogrid.jobs import runner as steps
+from reprogrid.jobs import warm_client as warm
 from reprogrid.steps.preflight import check_inputs
-from reprogrid.tracking_uri import tracking_uri
+from reprogrid.config.tracking_uri import tracking_uri
 
 try:
     # what YAML and JSON Schema let through: keys written twice, alias bombs, 3.0 for 3
@@ -69,9 +69,9 @@ RUN_KEYS = cfg.run_keys(config)
 # a file dataset is an input of every train job: editing the file retrains
 DATA_FILES = [config["dataset"]["path"]] if "path" in config["dataset"] else []
 RUN_DIR = "results/runs/{setting}/{libconf}/r{replicate}"
-# Each rule's job: `step.py STEP LOG NAME=VALUE ...` (see reprogrid/step.py). A shell
+# Each rule's job: `step.py STEP LOG NAME=VALUE ...` (see reprogrid/jobs/runner.py). A shell
 # job rather than `script:`: it starts a bare Python, and torch-heavy steps go to a warm
-# worker (reprogrid/warm.py) that has done the imports once for the whole invocation.
+# worker (reprogrid/jobs/warm_server.py) that has done the imports once for the whole invocation.
 STEP = shlex.join([sys.executable, f"{workflow.basedir}/scripts/step.py"])
 
 
@@ -86,7 +86,7 @@ def step(name, of_run=False, **arguments):
     `model_path="output.model"`. Params are JSON text (`NAME:=`), the rest plain strings.
     Params are plain values or functions of the wildcards only: Snakemake compares those
     between runs (so a changed config reruns the job), and they keep DAG building cheap.
-    A step `of_run` holds that run's lock while it works (reprogrid/runlock.py).
+    A step `of_run` holds that run's lock while it works (reprogrid/jobs/runlock.py).
     """
     parts = [STEP, name, "{log:q}"]
     if of_run:  # wildcards are constrained to characters the shell leaves alone
