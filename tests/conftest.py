@@ -104,16 +104,30 @@ def unavailable(reason: str):
     pytest.skip(reason)
 
 
-def start_service(script: str, prefix: str) -> tuple[str, str, dict]:
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_service(script: str, prefix: str, *args: str) -> tuple[str, str, dict]:
     """Run tests/infra/SCRIPT in a fresh state directory; return (state directory, the
-    NAME=VALUE it printed last, the environment it ran with)."""
+    NAME=VALUE it printed last, the environment it ran with). One at a time on this
+    machine: the scripts may install Debian packages, and two test workers' apt-get
+    would meet on dpkg's lock."""
+    import fcntl
+
     if os.geteuid() != 0 and shutil.which("sudo") is None:
         unavailable(f"{script} needs root or sudo")
     state = tempfile.mkdtemp(prefix=prefix)
     os.chmod(state, 0o755)  # the daemons run as their own users
     environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    started = subprocess.run([str(REPO / "tests" / "infra" / script), state], capture_output=True, text=True,
-                             env=environment, timeout=600)
+    with open(Path(tempfile.gettempdir()) / "reprogrid-test-services.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        started = subprocess.run([str(REPO / "tests" / "infra" / script), state, *args], capture_output=True,
+                                 text=True, env=environment, timeout=600)
     if started.returncode != 0 or "=" not in (started.stdout.strip().splitlines() or [""])[-1]:
         subprocess.run([str(REPO / "tests" / "infra" / script), "stop", state], env=environment)
         unavailable(f"{script} could not start: {started.stderr[-1500:]}")
@@ -128,7 +142,8 @@ def stop_service(script: str, state: str, environment: dict) -> None:
 @pytest.fixture(scope="session")
 def server_uri():
     """An MLflow tracking server on PostgreSQL (tests/infra/start_mlflow_postgres.sh)."""
-    state, line, environment = start_service("start_mlflow_postgres.sh", "reprogrid-pg-")
+    state, line, environment = start_service("start_mlflow_postgres.sh", "reprogrid-pg-", str(free_port()),
+                                             str(free_port()))
     yield line.split("=", 1)[1]
     stop_service("start_mlflow_postgres.sh", state, environment)
 

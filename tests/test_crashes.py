@@ -135,10 +135,10 @@ def test_sigkill_of_snakemake_alone_then_a_rerun_ends_with_the_current_configs_r
     results never replace its own, and every run's record holds the config now in force.
     Two runs of ~10 s, both orphaned mid-training, so the rerun meets them at once."""
     old = tiny_config(replicates=1, seed_settings={"all_fixed": {}},
-                      training={"epochs": 1000, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9})
+                      training={"epochs": 400, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9})
     # the edit shortens training: without the run locks, the rerun would finish first and
     # the orphans would then overwrite its results with the old config's
-    new = old | {"training": old["training"] | {"epochs": 100}} if edited else old
+    new = old | {"training": old["training"] | {"epochs": 40}} if edited else old
     epochs = new["training"]["epochs"]
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"REPROGRID_WARM_WORKERS": warm}
