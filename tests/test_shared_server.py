@@ -13,7 +13,8 @@ from mlflow.tracking import MlflowClient
 
 from conftest import grid_runs, run_snakemake, tiny_config
 
-pytestmark = pytest.mark.workflow
+# bounded tighter than the suite: these start services (apt, daemons) and wait on a cluster
+pytestmark = [pytest.mark.workflow, pytest.mark.timeout(600)]
 REPROGRID = Path(sys.executable).with_name("reprogrid")
 
 

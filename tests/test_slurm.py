@@ -15,7 +15,8 @@ from mlflow.tracking import MlflowClient
 
 from conftest import REPO, SNAKEMAKE, grid_runs, tiny_config
 
-pytestmark = pytest.mark.workflow
+# bounded tighter than the suite: these start services (apt, daemons) and wait on a cluster
+pytestmark = [pytest.mark.workflow, pytest.mark.timeout(600)]
 # quick polling for short test jobs; the profile keeps a cluster's usual pace
 FAST = ["--seconds-between-status-checks", "2", "--slurm-init-seconds-before-status-checks", "1"]
 HASHES = ("data", "config", "init_weights", "weights", "predictions")
