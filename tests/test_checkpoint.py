@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from reprogrid import config as cfg
 from reprogrid.config import ConfigError, check_config
 from reprogrid.inputs.data import load_split
 from reprogrid.record.sealed import read_sealed, write_sealed
-from reprogrid.training import checkpoint, states
+from reprogrid.training import checkpoint, resume, states
 from reprogrid.training.context import Run
-from reprogrid.training.contract import FitError
+from reprogrid.training.contract import FitError, Interrupted
 
 GENERATORS = {
     "python": lambda: random.Random(3),
@@ -76,12 +77,13 @@ def test_generators_a_loop_holds_are_found_by_their_path():
     assert sorted(found) == ["jitter", "pipeline[0].rng"]
 
 
-def tiny_run(checkpoints=None, epochs: int = 3, every: int = 1):
+def tiny_run(checkpoints=None, epochs: int = 3, every: int = 1, interval_s: float = 0):
     config = {"run_key": "s/l/r1", "library": {"device": "cpu", "dtype": "float32", "num_workers": 0,
                                                "seed_workers": True, "seed_python_random": True,
                                                "seed_numpy_global": True, "interrupt_after_epoch": None},
               "model": {"name": "mlp", "hidden": [4], "dropout": 0.0},
-              "seed_modes": {"ulp": "off"}, "training": {"epochs": epochs, "checkpoint_every": every}}
+              "seed_modes": {"ulp": "off"}, "training": {"epochs": epochs, "checkpoint_every": every,
+                                                                   "checkpoint_interval_s": interval_s}}
     seeds = dict.fromkeys(["split", "init", "order", "dropout", "augment", "sampling", "ulp"], 1)
     return Run(config, seeds, load_split({"name": "digits", "test_fraction": 0.2}, 1), checkpoints)
 
@@ -91,18 +93,67 @@ def test_a_generator_without_state_is_not_taken_for_one():
     assert states.reachable_generators({"entropy": random.SystemRandom()}, set()) == {}
 
 
-@pytest.mark.parametrize("every, written", [(1, [1, 2, 3, 4]), (2, [2, 4]), (0, [])])
-def test_checkpoint_every_sets_which_epochs_are_checkpointed(every, written, tmp_path):
+class Clock:
+    """resume's clock, moved on by hand: an epoch takes what the test says, not what the machine does."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def epochs_checkpointed(tmp_path, epoch_seconds: float = 0.0, interrupt: int | None = None, **run_options) -> list:
+    """The epochs a 5-epoch run checkpoints, each epoch taking `epoch_seconds` of resume's clock."""
+    clock = Clock()
     files = checkpoint.CheckpointFiles(tmp_path, lambda: {"run": "x"})
     epochs_written = []
     original = files.write
     files.write = lambda epoch, payload: epochs_written.append(epoch) or original(epoch, payload)
-    run = tiny_run(files, epochs=5, every=every)
+    run = tiny_run(files, epochs=5, **run_options)
+    run.config["library"]["interrupt_after_epoch"] = interrupt
     model = run.model()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(resume, "time", clock)
+        run.resumable(model=model)
+        try:
+            for epoch in range(1, 6):
+                clock.now += epoch_seconds
+                run.epoch_end(model, epoch)
+        except Interrupted:
+            pass
+    assert run.checkpointing["written"] == len(epochs_written)
+    return epochs_written
+
+
+@pytest.mark.parametrize("every, written", [(1, [1, 2, 3, 4]), (2, [2, 4]), (0, [])])
+def test_checkpoint_every_sets_which_epochs_are_checkpointed(every, written, tmp_path):
+    assert epochs_checkpointed(tmp_path, every=every) == written  # never the last: train.json follows
+
+
+def test_by_default_at_most_one_checkpoint_a_minute_and_always_the_interrupted_epoch(tmp_path):
+    assert cfg.CHECKPOINT_INTERVAL_S == 60
+    assert epochs_checkpointed(tmp_path / "a", interval_s=cfg.CHECKPOINT_INTERVAL_S) == []  # a run of seconds
+    assert epochs_checkpointed(tmp_path / "b", interval_s=cfg.CHECKPOINT_INTERVAL_S, interrupt=3) == [3]
+
+
+def test_the_interval_counts_from_the_last_checkpoint(tmp_path):
+    # epochs of 10 s, at most one checkpoint every 25 s from the loop's start: epoch 3 (30 s), then
+    # epoch 6 would be next (epoch 5 is the last, never checkpointed)
+    assert epochs_checkpointed(tmp_path, epoch_seconds=10, interval_s=25) == [3]
+    assert epochs_checkpointed(tmp_path / "b", epoch_seconds=10, interval_s=15) == [2, 4]
+
+
+def test_an_unregistered_generator_is_named_before_any_checkpoint_is_due(tmp_path, caplog):
+    """The warning does not wait for a checkpoint: a short run writes none."""
+    files = checkpoint.CheckpointFiles(tmp_path, lambda: {"run": "x"})
+    run = tiny_run(files, epochs=5, interval_s=cfg.CHECKPOINT_INTERVAL_S)
+    model = run.model()
+    jitter = random.Random(3)  # noqa: F841 - held by this frame, not given to run.resumable
     run.resumable(model=model)
-    for epoch in range(1, 6):
-        run.epoch_end(model, epoch)
-    assert epochs_written == written and run.checkpointing["written"] == len(written)  # never the last: train.json
+    run.epoch_end(model, 1)
+    assert run.checkpointing["written"] == 0 and run.checkpointing["unregistered"] == ["jitter"]
+    assert "holds the generator `jitter`" in caplog.text
 
 
 def test_an_unreadable_checkpoint_is_ignored_with_the_reason(tmp_path):

@@ -87,7 +87,7 @@ def test_a_run_that_did_not_resume_cannot_be_checked(resumed_grid):
 
 def test_a_training_killed_mid_epoch_resumes_from_its_checkpoint_and_ends_bitwise(tmp_path):
     training = {"epochs": 30, "batch_size": 16, "optimizer": "sgd", "lr": 0.02, "momentum": 0.9,
-                "lr_schedule": "cosine"}
+                "lr_schedule": "cosine", "checkpoint_interval_s": 0}  # a checkpoint every epoch: the kill lands after one
     config = tiny_config(replicates=1, model={"name": "mlp", "hidden": [256, 256], "dropout": 0.1},
                          training=training, seed_settings={"every": EVERY_SOURCE},
                          library_configs={"t1": {"threads": 1}})

@@ -11,6 +11,7 @@ from typing import Any
 
 from reprogrid.config.schema import (
     AUGMENT_DEFAULTS,
+    CHECKPOINT_INTERVAL_S,
     DATASET_DEFAULTS,
     DEFAULT_MODES,
     LIBRARY_DEFAULTS,
@@ -115,6 +116,8 @@ def _resolve_training(training: dict) -> dict:
         resolved |= {k: training.get(k, v) for k, v in SCHEDULE_DEFAULTS[schedule].items()}
     if training.get("checkpoint_every", 1) != 1:
         resolved["checkpoint_every"] = training["checkpoint_every"]
+    if training.get("checkpoint_interval_s", CHECKPOINT_INTERVAL_S) != CHECKPOINT_INTERVAL_S:
+        resolved["checkpoint_interval_s"] = training["checkpoint_interval_s"]
     return resolved
 
 

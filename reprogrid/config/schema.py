@@ -55,6 +55,7 @@ SCHEDULE_DEFAULTS: dict[str, dict[str, Any]] = _TRAINING["lr_schedule"]["x-defau
 # the built-in loop's (`x-default`: Snakemake fills in `default`s, and a fit's training
 # section holds only what its config writes)
 TRAINING_DEFAULTS = {key: _TRAINING[key]["x-default"] for key in ("epochs", "batch_size", "optimizer")}
+CHECKPOINT_INTERVAL_S = _TRAINING["checkpoint_interval_s"]["x-default"]
 AUGMENT_DEFAULTS = {key: node["default"] for key, node in _PROPERTIES["augment"]["properties"].items()}
 
 

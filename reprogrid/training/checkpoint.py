@@ -2,7 +2,8 @@
 the uninterrupted run, bit for bit, and where it is not, the piece that was not restored
 can be named.
 
-`run.epoch_end` writes one at the end of every `training.checkpoint_every`-th epoch once
+`run.epoch_end` writes one at the end of a `training.checkpoint_every`-th epoch, at most
+one every `training.checkpoint_interval_s` seconds (always at `interrupt_after_epoch`), once
 the fit has said what it trains with (`run.resumable(model=..., optimizer=...,
 scheduler=..., **extra)`). Its pieces:
 

@@ -13,7 +13,7 @@ import time
 
 from torch.utils.data import DataLoader
 
-from reprogrid.config import planned_epochs
+from reprogrid.config import CHECKPOINT_INTERVAL_S, planned_epochs
 from reprogrid.inputs import rngtrace
 from reprogrid.training import checkpoint, contract, states
 from reprogrid.training.contract import FitError, Interrupted
@@ -66,6 +66,7 @@ class Resumable:
                 raise FitError(f"run.resumable({name}=...): a {type(value).__name__} has no state_dict() and "
                                "load_state_dict() and is not a generator, so it cannot be checkpointed")
         self._state = {name: value for name, value in state.items() if value is not None}
+        self._last_checkpoint = time.perf_counter()  # checkpoint_interval_s counts from the epoch loop's start
         resume = contract.RESUME_CHECK.resume_payload() if contract.RESUME_CHECK is not None else self._resume
         if resume is None:
             return 1
@@ -132,22 +133,35 @@ class Resumable:
                 raise FitError(f"the library configuration interrupts after epoch {epoch}, but the fit never "
                                "called run.resumable(...), so there is nothing to resume from")
             return
-        every = self.config["training"].get("checkpoint_every", 1)
-        planned = planned_epochs(self.config["training"])
+        training = self.config["training"]
+        every = training.get("checkpoint_every", 1)
+        planned = planned_epochs(training)
         last = planned is not None and epoch >= planned  # train.json follows: no checkpoint needed
-        if interrupt == epoch or (every and epoch % every == 0 and not last):
+        due = every and epoch % every == 0 and not last
+        if due and not self._frame_scanned:
+            self._frame_scanned = True
+            self._warn_unregistered(frame)  # at the first due epoch, whether or not its checkpoint is written
+        # at most one a checkpoint_interval_s: an epoch of 20 ms would otherwise pay as much again for it
+        interval = training.get("checkpoint_interval_s", CHECKPOINT_INTERVAL_S)
+        if interrupt == epoch or (due and time.perf_counter() - self._last_checkpoint >= interval):
             started = time.perf_counter()
             pieces = self.pieces(frame)
-            unregistered = [name.removeprefix("unregistered.") for name in pieces if name.startswith("unregistered.")]
-            for name in sorted(set(unregistered) - set(self.checkpointing["unregistered"])):
-                log.warning("%s holds the generator `%s`, which it did not give to run.resumable: a resumed run "
-                            "cannot continue it", self.config["training"].get("factory", "fit"), name)
-            self.checkpointing["unregistered"] = sorted(set(self.checkpointing["unregistered"]) | set(unregistered))
+            self._warn_unregistered(frame, pieces)
             self.checkpointing["bytes"] = self._checkpoints.write(
                 epoch, {"epoch": epoch, "seeds": self._seeds, "pieces": pieces,
                         "train_seconds": self.seconds_before + time.perf_counter() - self._started})
             self.checkpointing["written"] += 1
-            self.checkpointing["seconds"] += time.perf_counter() - started
+            self._last_checkpoint = time.perf_counter()
+            self.checkpointing["seconds"] += self._last_checkpoint - started
         if interrupt == epoch:
             raise Interrupted(epoch)
+
+    def _warn_unregistered(self, frame, pieces: dict | None = None) -> None:
+        """Name, once each, the generators the fit holds but did not give to run.resumable."""
+        found = (sorted(name.removeprefix("unregistered.") for name in pieces if name.startswith("unregistered."))
+                 if pieces is not None else sorted(self.unregistered_generators(frame)))
+        for name in sorted(set(found) - set(self.checkpointing["unregistered"])):
+            log.warning("%s holds the generator `%s`, which it did not give to run.resumable: a resumed run "
+                        "cannot continue it", self.config["training"].get("factory", "fit"), name)
+        self.checkpointing["unregistered"] = sorted(set(self.checkpointing["unregistered"]) | set(found))
 
