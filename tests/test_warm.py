@@ -217,3 +217,16 @@ def test_step_arguments_are_strings_or_json():
         "path": "results/a b.json", "config": {"x": [1, 2]}, "n": 3, "s": "3"}
     with pytest.raises(ValueError, match="NAME=VALUE"):
         parse_arguments(["oops"])
+
+
+def test_the_server_computes_what_every_job_shares_before_it_forks():
+    """The code hash's closure and digests and the parsed digits, computed once in the
+    server rather than once per job; the digits shared read-only, so no job can change
+    another's."""
+    code = ("from reprogrid.jobs import warm_server; from reprogrid.record import provenance; "
+            "from reprogrid.inputs import data; warm_server._compute_shared(); "
+            "features, labels = data.load_digits(); "
+            "print(provenance.closure.cache_info().currsize, data.load_digits.cache_info().currsize, "
+            "features.flags.writeable, labels.flags.writeable, features.shape)")
+    shared = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert shared.stdout.split() == ["1", "1", "False", "False", "(1797,", "64)"], shared.stderr[-2000:]

@@ -18,7 +18,7 @@ import traceback
 
 from reprogrid.jobs.registry import STEPS
 from reprogrid.jobs.warm_client import HEADER, _receive
-from reprogrid.record import provenance  # noqa: F401 - first: what its children run is stamped as the server starts
+from reprogrid.record import provenance  # first: what its children run is stamped as the server starts
 from reprogrid.record.envvars import load_time_env_vars, size_thread_pools
 
 # What jobs would otherwise import themselves, in stages, in the order the workflow
@@ -152,9 +152,27 @@ def _load(stage: str) -> None:
         matplotlib.use("Agg")
     for module in STAGES[stage]:
         importlib.import_module(module)
+    if stage == "torch":
+        _compute_shared()
     # Keep the collector off the preloaded objects: a collection in a child would write
     # to every one of them and copy hundreds of MB of shared pages on every job.
     gc.freeze()
+
+
+def _compute_shared() -> None:
+    """What every run's jobs would otherwise compute for themselves, once, before the
+    forks: the code hash's closure and file digests (so that it hashes the code this
+    server imported) and the parsed digits. A failure here is left for the job to report."""
+    from reprogrid.inputs.data import load_digits
+
+    try:
+        provenance.checked_digests(provenance.run_code_files({}))
+    except provenance.CodeChanged:
+        pass  # the job refuses it, naming the file
+    try:
+        load_digits()
+    except (RuntimeError, OSError):
+        pass  # no scikit-learn: only a config that names digits needs it, and its job says so
 
 
 def _reap_children() -> None:
