@@ -41,7 +41,7 @@ def resumed_grid(tmp_path_factory):
     and interrupted after epoch 2 of 4."""
     workdir = tmp_path_factory.mktemp("resumed")
     training = {"epochs": 4, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
-                "lr_schedule": "cosine"}
+                "lr_schedule": "cosine", "checkpoint_interval_s": 0}  # every epoch's: the straight runs write 3
     config = tiny_config(training=training, seed_settings={"every": EVERY_SOURCE}, library_configs={
         "w0": {"threads": 1}, "w0_resumed": {"threads": 1, "interrupt_after_epoch": 2},
         "w2": {"threads": 1, "num_workers": 2}, "w2_resumed": {"threads": 1, "num_workers": 2,
