@@ -53,8 +53,8 @@ def digits_path() -> Path:
 
 @functools.cache
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
-    """Parsed once per process (~50 ms): the warm server parses it before it forks, so no
-    job does. Read-only, as every caller shares them; a split indexes copies out of them."""
+    """Parsed once per process: the warm server parses it before it forks, so no job does.
+    Read-only, as every caller shares them; a split indexes copies out of them."""
     with gzip.open(digits_path(), "rt") as handle:
         table = np.loadtxt(handle, delimiter=",", dtype=np.float64)
     features = (table[:, :N_FEATURES] / 16.0).astype(np.float32)

@@ -71,7 +71,6 @@ class Run(Resumable):
         self.seconds_before = 0.0  # training time of the processes before a resume
         self._started = time.perf_counter()
         self._persistent_workers = False
-        self._frame_scanned = False  # for generators the fit did not give to run.resumable
         self.checkpointing = {"written": 0, "seconds": 0.0, "bytes": 0, "unrestored": [], "unregistered": []}
         randomness.seed_init(seeds)
         self._since = self._setup_since = rngtrace.snapshot()

@@ -67,6 +67,7 @@ class Resumable:
                                "load_state_dict() and is not a generator, so it cannot be checkpointed")
         self._state = {name: value for name, value in state.items() if value is not None}
         self._last_checkpoint = time.perf_counter()  # checkpoint_interval_s counts from the epoch loop's start
+        self._frame_scanned = False  # for generators the fit holds but did not name here
         resume = contract.RESUME_CHECK.resume_payload() if contract.RESUME_CHECK is not None else self._resume
         if resume is None:
             return 1
@@ -138,15 +139,18 @@ class Resumable:
         planned = planned_epochs(training)
         last = planned is not None and epoch >= planned  # train.json follows: no checkpoint needed
         due = every and epoch % every == 0 and not last
-        if due and not self._frame_scanned:
-            self._frame_scanned = True
-            self._warn_unregistered(frame)  # at the first due epoch, whether or not its checkpoint is written
-        # at most one a checkpoint_interval_s: an epoch of 20 ms would otherwise pay as much again for it
+        # at most one a checkpoint_interval_s: an epoch of milliseconds would otherwise pay as much again for it
         interval = training.get("checkpoint_interval_s", CHECKPOINT_INTERVAL_S)
-        if interrupt == epoch or (due and time.perf_counter() - self._last_checkpoint >= interval):
+        write = interrupt == epoch or (due and time.perf_counter() - self._last_checkpoint >= interval)
+        if due and not write and not self._frame_scanned:  # a short run writes none: name them all the same
+            self._frame_scanned = True
+            self._note_unregistered(self.unregistered_generators(frame))
+        if write:
             started = time.perf_counter()
             pieces = self.pieces(frame)
-            self._warn_unregistered(frame, pieces)
+            self._frame_scanned = True
+            self._note_unregistered(name.removeprefix("unregistered.") for name in pieces
+                                    if name.startswith("unregistered."))
             self.checkpointing["bytes"] = self._checkpoints.write(
                 epoch, {"epoch": epoch, "seeds": self._seeds, "pieces": pieces,
                         "train_seconds": self.seconds_before + time.perf_counter() - self._started})
@@ -156,12 +160,11 @@ class Resumable:
         if interrupt == epoch:
             raise Interrupted(epoch)
 
-    def _warn_unregistered(self, frame, pieces: dict | None = None) -> None:
-        """Name, once each, the generators the fit holds but did not give to run.resumable."""
-        found = (sorted(name.removeprefix("unregistered.") for name in pieces if name.startswith("unregistered."))
-                 if pieces is not None else sorted(self.unregistered_generators(frame)))
-        for name in sorted(set(found) - set(self.checkpointing["unregistered"])):
+    def _note_unregistered(self, names) -> None:
+        """Warn, once each, of generators the fit holds but did not give to run.resumable."""
+        found = set(names)
+        for name in sorted(found - set(self.checkpointing["unregistered"])):
             log.warning("%s holds the generator `%s`, which it did not give to run.resumable: a resumed run "
                         "cannot continue it", self.config["training"].get("factory", "fit"), name)
-        self.checkpointing["unregistered"] = sorted(set(self.checkpointing["unregistered"]) | set(found))
+        self.checkpointing["unregistered"] = sorted(set(self.checkpointing["unregistered"]) | found)
 
