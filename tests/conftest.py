@@ -4,6 +4,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -112,7 +113,26 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_service(script: str, prefix: str, *args: str) -> tuple[str, str, dict]:
+def run_logged(command: list[str], log_prefix: Path, timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """Run `command` with its output in files (LOG_PREFIX.out, .err), not pipes: a daemon
+    it starts cannot hold the output open, so nothing waits past `timeout`, when its whole
+    process group is killed (returncode -9, and the output so far)."""
+    import signal
+
+    out, err = Path(f"{log_prefix}.out"), Path(f"{log_prefix}.err")
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, text=True, start_new_session=True,
+                                   stdin=subprocess.DEVNULL, **kwargs)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            stderr.write(f"\n[killed after {timeout:.0f} s]\n")
+    return subprocess.CompletedProcess(command, process.returncode, out.read_text(), err.read_text())
+
+
+def start_service(script: str, prefix: str, *args: str) -> tuple[Path, str, dict]:
     """Run tests/infra/SCRIPT in a fresh state directory; return (state directory, the
     NAME=VALUE it printed last, the environment it ran with). One at a time on this
     machine: the scripts may install Debian packages, and two test workers' apt-get
@@ -121,38 +141,58 @@ def start_service(script: str, prefix: str, *args: str) -> tuple[str, str, dict]
 
     if os.geteuid() != 0 and shutil.which("sudo") is None:
         unavailable(f"{script} needs root or sudo")
-    state = tempfile.mkdtemp(prefix=prefix)
+    state = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(state, 0o755)  # the daemons run as their own users
     environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     with open(Path(tempfile.gettempdir()) / "reprogrid-test-services.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        started = subprocess.run([str(REPO / "tests" / "infra" / script), state, *args], capture_output=True,
-                                 text=True, env=environment, timeout=600)
+        started = run_logged([str(REPO / "tests" / "infra" / script), str(state), *args],
+                             Path(tempfile.gettempdir()) / f"{state.name}-start", timeout=540, env=environment)
     if started.returncode != 0 or "=" not in (started.stdout.strip().splitlines() or [""])[-1]:
-        subprocess.run([str(REPO / "tests" / "infra" / script), "stop", state], env=environment)
+        stop_service(script, state, environment)
         unavailable(f"{script} could not start: {started.stderr[-1500:]}")
     return state, started.stdout.strip().splitlines()[-1], environment
 
 
-def stop_service(script: str, state: str, environment: dict) -> None:
-    subprocess.run([str(REPO / "tests" / "infra" / script), "stop", state], env=environment, timeout=120)
+def stop_service(script: str, state: Path, environment: dict) -> None:
+    run_logged([str(REPO / "tests" / "infra" / script), "stop", str(state)],
+               Path(tempfile.gettempdir()) / f"{state.name}-stop", timeout=120, env=environment)
     shutil.rmtree(state, ignore_errors=True)
 
 
+def log_tails(*paths: Path, lines: int = 15) -> str:
+    """The last lines of each service log, for a failure's message."""
+    return "".join(f"\n--- {path}:\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+                   for path in paths if path.exists())
+
+
+# A shared server that stops answering would otherwise keep each MLflow call in its
+# retries for many minutes (the defaults: 120 s a request, 7 retries with backoff).
+HTTP_BOUNDS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "30", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3"}
+
+
+class MlflowServer(NamedTuple):
+    uri: str
+    log: Path
+
+
 @pytest.fixture(scope="session")
-def server_uri():
+def mlflow_server():
     """An MLflow tracking server on PostgreSQL (tests/infra/start_mlflow_postgres.sh)."""
     state, line, environment = start_service("start_mlflow_postgres.sh", "reprogrid-pg-", str(free_port()),
                                              str(free_port()))
-    yield line.split("=", 1)[1]
+    for name, value in HTTP_BOUNDS.items():
+        os.environ.setdefault(name, value)  # for this test process and the jobs it starts
+    yield MlflowServer(line.split("=", 1)[1], state / "mlflow.log")
     stop_service("start_mlflow_postgres.sh", state, environment)
 
 
 @pytest.fixture(scope="session")
 def slurm():
-    """A single-node SLURM cluster (tests/infra/start_slurm.sh)."""
-    state, line, environment = start_service("start_slurm.sh", "reprogrid-slurm-")
-    yield line.split("=", 1)[1]
+    """A single-node SLURM cluster (tests/infra/start_slurm.sh): its state directory,
+    which holds the daemons' logs."""
+    state, _, environment = start_service("start_slurm.sh", "reprogrid-slurm-")
+    yield state
     stop_service("start_slurm.sh", state, environment)
 
 

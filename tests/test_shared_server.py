@@ -3,7 +3,6 @@ tests/infra/start_mlflow_postgres.sh: the tiny grid logs to it over HTTP from
 concurrent jobs, with the same bits as locally, and audit and replay work against it."""
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,18 +10,18 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import grid_runs, run_snakemake, tiny_config
+from conftest import grid_runs, log_tails, run_logged, run_snakemake, tiny_config
 
-# bounded tighter than the suite: these start services (apt, daemons) and wait on a cluster
-pytestmark = [pytest.mark.workflow, pytest.mark.timeout(600)]
+pytestmark = pytest.mark.workflow
 REPROGRID = Path(sys.executable).with_name("reprogrid")
 
 
-def test_the_grid_logs_to_a_postgresql_server_with_the_same_bits(grid, server_uri, tmp_path):
+def test_the_grid_logs_to_a_postgresql_server_with_the_same_bits(grid, mlflow_server, tmp_path):
+    server_uri = mlflow_server.uri
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
     done = run_snakemake(tmp_path, "--cores", "4", "--configfile", "config.yaml",
                          env={"MLFLOW_TRACKING_URI": server_uri})
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-3000:] + log_tails(mlflow_server.log)
     assert not (tmp_path / "results" / "mlflow.db").exists()  # nothing went to a local store
 
     client = MlflowClient(server_uri)
@@ -40,11 +39,11 @@ def test_the_grid_logs_to_a_postgresql_server_with_the_same_bits(grid, server_ur
         "run_config.json", "train.json", "env.json"}
 
     environment = {**os.environ, "MLFLOW_TRACKING_URI": server_uri}
-    audit = subprocess.run([str(REPROGRID), "audit", "--experiment", "reprogrid-test"], capture_output=True,
-                           text=True, env=environment, cwd=tmp_path)
+    audit = run_logged([str(REPROGRID), "audit", "--experiment", "reprogrid-test"], tmp_path / "audit",
+                       timeout=300, env=environment, cwd=tmp_path)
     assert audit.returncode == 0, audit.stdout + audit.stderr
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    replay = subprocess.run([str(REPROGRID), "replay", remote["all_fixed/t1/r2"].info.run_id], capture_output=True,
-                            text=True, env=environment, cwd=elsewhere)
+    replay = run_logged([str(REPROGRID), "replay", remote["all_fixed/t1/r2"].info.run_id], tmp_path / "replay",
+                        timeout=300, env=environment, cwd=elsewhere)
     assert replay.returncode == 0 and "verdict: bitwise" in replay.stdout, replay.stdout + replay.stderr

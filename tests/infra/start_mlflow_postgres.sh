@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Debian's PostgreSQL (if missing), starts a private cluster on 127.0.0.1 and
+# Installs Debian's PostgreSQL if missing (install_services.sh), starts a private cluster on 127.0.0.1 and
 # an MLflow tracking server on it with artifacts served by the server, for the
 # end-to-end tests of a shared tracking server. Prints `MLFLOW_TRACKING_URI=http://...`
 # on its last line; stop everything with `tests/infra/start_mlflow_postgres.sh stop DIR`.
@@ -19,12 +19,9 @@ dir=$(realpath -m "$1"); pg_port=${2:-55432}; mlflow_port=${3:-55000}
 here=$(cd "$(dirname "$0")" && pwd)
 venv_bin=$(dirname "$(command -v python)")
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
-fi
-bin=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
 mkdir -p "$dir"
+"$here/install_services.sh" "$dir/install.log" || { tail -20 "$dir/install.log" >&2; exit 1; }
+bin=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
 chown postgres "$dir" 2>/dev/null || $SUDO chown postgres "$dir"
 runuser -u postgres -- "$bin/initdb" -D "$dir/pgdata" -A trust -U postgres >/dev/null
 runuser -u postgres -- "$bin/pg_ctl" -D "$dir/pgdata" -l "$dir/postgres.log" -w \
@@ -34,11 +31,17 @@ runuser -u postgres -- "$bin/createdb" -h 127.0.0.1 -p "$pg_port" mlflow
     --serve-artifacts --artifacts-destination "$dir/artifacts" \
     --host 127.0.0.1 --port "$mlflow_port" --workers 4 > "$dir/mlflow.log" 2>&1 &
 echo $! > "$dir/mlflow.pid"
-for _ in $(seq 120); do
-    if python - "$mlflow_port" <<'PY' 2>/dev/null; then break; fi
+# its first start creates MLflow's tables: allow for a busy machine, then say why not
+for _ in $(seq 360); do
+    if python - "$mlflow_port" <<'PY' 2>/dev/null; then
 import sys, urllib.request
 urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/health", timeout=2)
 PY
+        echo "MLFLOW_TRACKING_URI=http://127.0.0.1:$mlflow_port"
+        exit 0
+    fi
     sleep 0.5
 done
-echo "MLFLOW_TRACKING_URI=http://127.0.0.1:$mlflow_port"
+echo "the MLflow server did not answer on port $mlflow_port in 3 min; its log ($dir/mlflow.log) ends:" >&2
+tail -30 "$dir/mlflow.log" >&2
+exit 1

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A single-node SLURM cluster on this machine, for the cluster tests: installs Debian's
-# slurm-wlm and munge (if missing, ~10 MB), starts munged, slurmctld and slurmd with a
+# SLURM and munge if missing (install_services.sh), starts munged, slurmctld and slurmd with a
 # private config (no systemd, proctrack/linuxproc, task/none, no accounting daemon).
 # Prints `SLURM_CONF=...` on its last line: export it for sbatch/squeue and Snakemake.
 #   usage: start_slurm.sh DIR        stop: start_slurm.sh stop DIR
@@ -18,11 +18,8 @@ if [ "${1:-}" = "stop" ]; then
 fi
 dir=$(realpath -m "$1")
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq slurm-wlm munge >/dev/null
-fi
 mkdir -p "$dir/state" "$dir/spool" "$dir/munge"
+"$(dirname "$0")/install_services.sh" "$dir/install.log" || { tail -20 "$dir/install.log" >&2; exit 1; }
 chown munge "$dir/munge"
 host=$(hostname -s)
 cpus=$(nproc)
@@ -68,12 +65,19 @@ runuser -u munge -- /usr/sbin/munged --socket="$dir/munge/munge.socket" --pid-fi
 cp "$dir/munge/munged.pid" "$dir/munged.pid"
 /usr/sbin/slurmctld -f "$SLURM_CONF" -i
 /usr/sbin/slurmd -f "$SLURM_CONF"
-for _ in $(seq 60); do
+for _ in $(seq 120); do
     if sinfo -h -o %T 2>/dev/null | grep -q idle; then
-        echo "SLURM_CONF=$SLURM_CONF"
-        exit 0
+        # a node that is up but runs no job would leave the tests waiting: run one
+        if timeout 120 srun --ntasks=1 --mem=100 --time=2 true >"$dir/probe.log" 2>&1; then
+            echo "SLURM_CONF=$SLURM_CONF"
+            exit 0
+        fi
+        echo "SLURM is up but a one-second job did not run in 2 min:" >&2
+        cat "$dir/probe.log" >&2
+        break
     fi
     sleep 0.5
 done
-echo "SLURM did not come up; see $dir/slurmctld.log and $dir/slurmd.log" >&2
+echo "SLURM did not come up; the ends of its logs:" >&2
+tail -15 "$dir/slurmctld.log" "$dir/slurmd.log" >&2 || true
 exit 1
