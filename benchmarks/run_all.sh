@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every figure in benchmarks/RESULTS.md and the README, measured side by side in one run
 # (about an hour on 2 cores), or the sections named:
-#   benchmarks/run_all.sh [small medium medium-20 own_loop tax_split execute_scale scale
-#                          audit_scale diverge checkpoint ablation instability]
+#   benchmarks/run_all.sh [small medium medium-20 own_loop tax_split loop_split execute_scale
+#                          scale audit_scale diverge checkpoint ablation instability]
 # Writes one JSON document per section into benchmarks/results/, each with the commit it
 # measured ("+changes": the code differed from that commit), the machine into
 # machine.json, then RESULTS.md.
@@ -24,13 +24,14 @@ stamped() {
     mv "$out/$name.json.partial" "$out/$name.json"
 }
 
-for section in ${*:-small medium medium-20 own_loop tax_split execute_scale scale audit_scale diverge checkpoint ablation instability}; do
+for section in ${*:-small medium medium-20 own_loop tax_split loop_split execute_scale scale audit_scale diverge checkpoint ablation instability}; do
     case $section in
     small) stamped small python benchmarks/overhead.py small --cores 2 ;;
     medium) stamped medium python benchmarks/overhead.py medium --cores 2 --workflow-cores 2 1 ;;
     medium-20) stamped medium-20-runs python benchmarks/overhead.py medium --cores 2 --replicates 10 ;;
     own_loop) stamped own_loop python benchmarks/own_loop.py --runs 6 --epochs 40 --cores 2 --rounds 2 ;;
     tax_split) stamped tax_split python benchmarks/tax_split.py --runs 4 24 ;;
+    loop_split) stamped loop_split python benchmarks/loop_split.py --epochs 30 ;;
     execute_scale) stamped execute_scale python benchmarks/execute_scale.py --runs 2000 --trivial-jobs 2000 ;;
     scale) stamped scale python benchmarks/scale.py --runs 10000 ;;
     audit_scale) stamped audit_scale python benchmarks/audit_scale.py --runs 10000 ;;

@@ -30,6 +30,29 @@ def test_overhead_benchmark_runs_the_same_runs_both_ways(tmp_path):
     assert len(result["bare_seconds_each"]) == len(workflow["seconds_each"]) == 2  # a b b a
 
 
+def test_own_loop_benchmark_times_the_same_loop_both_ways():
+    result = run_script("benchmarks/own_loop.py", "--runs", "1", "--epochs", "2", "--rounds", "1")
+    assert {side: len(times) for side, times in result["loop_seconds_each"].items()} == {"plain": 2, "reprogrid": 2}
+    assert all(seconds > 0 for times in result["loop_seconds_each"].values() for seconds in times)
+    assert result["loop_ratio"] == pytest.approx(
+        result["loop_seconds_median"]["reprogrid"] / result["loop_seconds_median"]["plain"], abs=1e-3)
+
+
+def test_tax_split_benchmark_splits_a_grid_into_fixed_and_per_run_parts():
+    result = run_script("benchmarks/tax_split.py", "--runs", "1", "2")
+    assert {key: len(times) for key, times in result["seconds_each"].items()} == {"1": 2, "2": 2}
+    phases = result["phases_of_large"]
+    assert set(phases) == {"start_up", "run_jobs", "compare", "audit_report_exit"}
+    assert all(seconds >= 0 for seconds in phases.values())
+    assert sum(phases.values()) == pytest.approx(sum(result["seconds_each"]["2"]) / 2, abs=0.05)
+
+
+def test_loop_split_benchmark_times_every_part():
+    result = run_script("benchmarks/loop_split.py", "--epochs", "2")
+    assert result["batches_per_epoch"] == 45  # 1,438 training digits in batches of 32
+    assert all(ms > 0 for ms in result["median_ms_per_epoch"].values())
+
+
 def test_execute_scale_benchmark_runs_the_grid_and_both_schedulers():
     result = run_script("benchmarks/execute_scale.py", "--runs", "8", "--trivial-jobs", "20")
     assert result["grid"]["runs"] == 8 and result["grid"]["jobs"] == 26
