@@ -44,10 +44,13 @@ def test_results_md_changes_with_a_measurement(monkeypatch):
 
 def test_the_readme_quotes_the_committed_ratios():
     small, medium = measured("small")["workflow"]["cores2"], measured("medium")["workflow"]["cores2"]
-    quoted = re.search(r"the workflow costs ([\d.]+)× on (\d+) runs .*? and ([\d.]+)× on (\d+) runs", README, re.S)
+    quoted = re.search(r"the workflow costs ([\d.]+)× on (\d+) runs of\s+([\d.]+) s and ([\d.]+)× on (\d+) runs of\s+"
+                       r"([\d.]+) s", README, re.S)
     assert quoted, "README: the overhead sentence is gone"
     assert quoted.groups() == (f"{small['ratio_to_bare']:.2f}", str(measured("small")["runs"]),
-                               f"{medium['ratio_to_bare']:.2f}", str(measured("medium")["runs"]))
+                               f"{measured('small')['compute_seconds_median']:.2f}",
+                               f"{medium['ratio_to_bare']:.2f}", str(measured("medium")["runs"]),
+                               f"{measured('medium')['compute_seconds_median']:.1f}")
 
 
 def test_the_measured_commit_is_recorded():
