@@ -34,8 +34,9 @@ def test_own_loop_benchmark_times_the_same_loop_both_ways():
     result = run_script("benchmarks/own_loop.py", "--runs", "1", "--epochs", "2", "--rounds", "1")
     assert {side: len(times) for side, times in result["loop_seconds_each"].items()} == {"plain": 2, "reprogrid": 2}
     assert all(seconds > 0 for times in result["loop_seconds_each"].values() for seconds in times)
+    # the medians are rounded to the ms in the JSON, the ratio is not taken from them
     assert result["loop_ratio"] == pytest.approx(
-        result["loop_seconds_median"]["reprogrid"] / result["loop_seconds_median"]["plain"], abs=1e-3)
+        result["loop_seconds_median"]["reprogrid"] / result["loop_seconds_median"]["plain"], rel=0.02)
 
 
 def test_tax_split_benchmark_splits_a_grid_into_fixed_and_per_run_parts():

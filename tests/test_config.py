@@ -1,4 +1,5 @@
 import copy
+import json
 
 import pytest
 import yaml
@@ -150,4 +151,9 @@ def test_a_very_large_grid_is_announced_with_what_planning_it_costs():
     assert cfg.scale_warning(tiny_config()) is None
     warning = cfg.scale_warning(tiny_config(replicates=10_000))  # 4 cells: 120,000 run jobs
     assert warning.startswith("this grid is 120,000 run jobs (4 cells x 10000 replicates x 3 steps)")
-    assert "expect about 118 s and 2.8 GB" in warning
+    # the estimate is the committed dry run's cost per job (benchmarks/results/scale.json)
+    dry_run = json.loads((REPO / "benchmarks" / "results" / "scale.json").read_text())["dry_run"]
+    jobs = 120_003
+    per_job = {key: value / dry_run["jobs"] for key, value in dry_run["workflow"].items()}
+    seconds, gib = jobs * per_job["seconds"], jobs * per_job["peak_mib"] / 1024
+    assert f"expect about {seconds:.0f} s and {gib:.1f} GB" in warning
