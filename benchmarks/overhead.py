@@ -51,13 +51,18 @@ def bare_loop(config: Path, cores: int, scratch: Path) -> tuple[float, dict]:
     return seconds, json.loads(out.read_text())
 
 
+def snakemake_grid(workdir: Path, config: Path, cores: int) -> float:
+    """`snakemake --cores N` on `config` in `workdir`, with the default local store: its seconds."""
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return timed([snakemake, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+                  "--configfile", str(config), "--cores", str(cores), "--quiet"], env=env)
+
+
 def workflow(config: Path, cores: int, scratch: Path) -> tuple[float, dict]:
     workdir = scratch / f"cores{cores}"
     workdir.mkdir(parents=True)
-    snakemake = str(Path(sys.executable).with_name("snakemake"))
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    seconds = timed([snakemake, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-                     "--configfile", str(config), "--cores", str(cores), "--quiet"], env=env)
+    seconds = snakemake_grid(workdir, config, cores)
     metrics = {}
     for path in glob.glob(str(workdir / "results" / "runs" / "*" / "*" / "*" / "eval.json")):
         record = json.loads(Path(path).read_text())

@@ -28,7 +28,7 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from overhead import timed  # noqa: E402
+from overhead import snakemake_grid  # noqa: E402
 from plain_loop import digits  # noqa: E402
 
 
@@ -41,9 +41,9 @@ def config(runs: int, epochs: int) -> dict:
 
 
 def warm_up() -> None:
-    """What torch imports on first use (an optimizer's first step pulls in torch._dynamo,
-    about a second here) is loaded before the timer: reprogrid's warm server has it
-    loaded too, and the loop, not an import, is what is compared."""
+    """What torch imports on first use (an optimizer's first step pulls in torch._dynamo)
+    is loaded before the timer: reprogrid's warm server has it loaded too, and the loop,
+    not an import, is what is compared."""
     import torch
     from own_loop_user import Net
 
@@ -76,9 +76,7 @@ def reprogrid_side(runs: int, epochs: int, cores: int, workdir: Path) -> tuple[f
     workdir.mkdir(parents=True)
     shutil.copy(HERE / "own_loop_user.py", workdir / "userloop.py")
     (workdir / "config.yaml").write_text(yaml.safe_dump(config(runs, epochs)))
-    snakemake = str(Path(sys.executable).with_name("snakemake"))
-    wall = timed([snakemake, "--snakefile", str(HERE.parent / "Snakefile"), "--configfile", "config.yaml",
-                  "--cores", str(cores), "--quiet"], cwd=workdir)
+    wall = snakemake_grid(workdir, workdir / "config.yaml", cores)
     seconds = [json.loads(path.read_text())["train_seconds"]
                for path in sorted(workdir.glob("results/runs/*/*/*/train.json"))]
     if len(seconds) != runs:

@@ -27,7 +27,7 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from overhead import timed  # noqa: E402
+from overhead import snakemake_grid  # noqa: E402
 
 
 def config(runs: int) -> dict:
@@ -41,10 +41,8 @@ def config(runs: int) -> dict:
 def grid(runs: int, workdir: Path) -> dict:
     workdir.mkdir(parents=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config(runs)))
-    snakemake = str(Path(sys.executable).with_name("snakemake"))
     started = time.time()
-    seconds = timed([snakemake, "--snakefile", str(HERE.parent / "Snakefile"), "--configfile", "config.yaml",
-                     "--cores", "2", "--quiet"], cwd=workdir)
+    seconds = snakemake_grid(workdir, workdir / "config.yaml", cores=2)
     results = workdir / "results"
     evals = list(results.glob("runs/*/*/*/eval.json"))
     if len(evals) != runs:
