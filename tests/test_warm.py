@@ -230,3 +230,44 @@ def test_the_server_computes_what_every_job_shares_before_it_forks():
             "print(data.load_digits.cache_info().hits, features.flags.writeable, labels.flags.writeable)")
     shared = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert shared.stdout.split() == ["1", "1", "1", "False", "False"], shared.stdout + shared.stderr[-2000:]
+
+
+def test_the_server_opens_a_recording_jobs_store_once_and_no_connection_crosses_the_fork(tmp_path):
+    """The store is opened before the fork (children inherit MLflow's store object and its
+    engine), with every connection closed again: a forked child writes through a
+    connection of its own, and what it wrote reads back."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # the store is created in a process of its own, as the workflow's `tracking` step does
+    created = subprocess.run([sys.executable, "-c", "import sys; from reprogrid.record import mlflow_store; "
+                              "print(mlflow_store.prepare_experiment(sys.argv[1], 'warm-store'))", uri],
+                             capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert created.returncode == 0, created.stderr[-3000:]
+    code = """
+import os, sys
+from reprogrid.record import mlflow_store, mlflow_runs
+uri, experiment_id = sys.argv[1:]
+mlflow_runs.open_before_fork(uri, experiment_id)
+store = mlflow_store.client(uri)._tracking_client.store
+def open_files():
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            yield os.readlink(f"/proc/self/fd/{fd}")
+        except FileNotFoundError:  # the listing's own descriptor, closed by now
+            pass
+print("open in server:", [path for path in open_files() if "mlflow.db" in path])
+child = os.fork()
+if child == 0:
+    mlflow_client = mlflow_store.client(uri)
+    status = int(mlflow_client._tracking_client.store is not store)  # inherited, not opened anew
+    run_id = mlflow_runs.create_run(mlflow_client, experiment_id, "s/l/r1", {"reprogrid.kind": "run"}, 0)
+    mlflow_runs.log_batch(mlflow_client, run_id, metrics={"m": 1.5})
+    os._exit(status)
+assert os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == 0, "the child did not record through the inherited store"
+runs = mlflow_store.client(uri).search_runs([experiment_id])
+print("recorded:", [run.data.metrics for run in runs])
+"""
+    done = subprocess.run([sys.executable, "-c", code, uri, created.stdout.split()[-1]], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "open in server: []" in done.stdout
+    assert "recorded: [{'m': 1.5}]" in done.stdout

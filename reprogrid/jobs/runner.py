@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 from reprogrid.jobs.registry import STEPS, execute
@@ -62,6 +61,8 @@ def run(step: str, kwargs: dict, log_path: str, run_key: str | None = None) -> N
 def run_fresh(step: str, kwargs: dict, log_path: str) -> None:
     """Run a step in a new Python process of its own, whatever warm server is about: for
     a step that should overlap with the server's own imports instead of waiting for them."""
+    import subprocess  # not for every job's thin client
+
     command = [sys.executable, "-m", "reprogrid.jobs.runner", step, log_path,
                *(f"{name}:={json.dumps(value)}" for name, value in kwargs.items())]
     done = subprocess.run(command, env=os.environ | {"REPROGRID_WARM_WORKERS": "0"}, stdin=subprocess.DEVNULL,

@@ -19,7 +19,8 @@ What makes a fork honest, checked rather than assumed:
   ...), cannot be changed in a child: a job whose values differ from the server's is
   declined and runs in its own process.
 - MLflow telemetry is off (`reprogrid/__init__.py`), and so is arrow's allocator
-  thread; no store connection is opened before a fork.
+  thread; the server opens a recording job's MLflow store once, before forking it,
+  and closes every connection it opened before the fork.
 - The job waits a bounded time for its child to start (REPROGRID_WARM_START_TIMEOUT,
   60 s), then runs in its own process; a child's CPU time and memory are written to the
   job's log, since `benchmark:` and cgroups see only the job's thin client.
@@ -34,9 +35,7 @@ import json
 import os
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -61,8 +60,16 @@ def enabled() -> bool:
 
 # --- the Snakemake side -------------------------------------------------------------
 
-def start() -> subprocess.Popen | None:
-    """Start a server for this process's jobs and point them at it (via the environment)."""
+# subprocess and tempfile are imported where used: the Snakemake side starts and stops the
+# server once, while every job's thin client imports this module (their imports are 20 ms
+# of a client's start)
+
+def start():
+    """Start a server for this process's jobs and point them at it (via the environment):
+    its subprocess.Popen, or None."""
+    import subprocess
+    import tempfile
+
     if not enabled():
         return None
     socket_path = Path(tempfile.mkdtemp(prefix="reprogrid-")) / "worker.sock"
@@ -80,7 +87,9 @@ def start() -> subprocess.Popen | None:
     return server
 
 
-def stop(server: subprocess.Popen | None) -> None:
+def stop(server) -> None:
+    import subprocess
+
     socket_path = os.environ.pop(SOCKET_ENV, None)
     if server is not None and server.poll() is None:
         server.terminate()

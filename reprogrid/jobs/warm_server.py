@@ -59,7 +59,7 @@ def serve(socket_path: str, parent_pid: int) -> None:
     # nothing to flush or clean up: skip tearing down torch and MLflow (a second)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     load_time_env = load_time_env_vars()
-    to_load, loaded, waiting = list(STAGES), set(), []
+    to_load, loaded, waiting, stores = list(STAGES), set(), [], set()
     while os.getppid() == parent_pid:
         _reap_children()
         readable, _, _ = select.select([listener], [], [], 0 if to_load else 1.0)
@@ -69,6 +69,7 @@ def serve(socket_path: str, parent_pid: int) -> None:
                 waiting.append(job)
         for job in [j for j in waiting if STEPS[j.request["step"]].needs <= loaded]:
             waiting.remove(job)
+            _open_store(job.request, stores)
             reason = fork_hazard() or env_mismatch(load_time_env, load_time_env_vars(job.request["env"]))
             if reason:
                 _send(job.connection, {"declined": reason})
@@ -83,6 +84,29 @@ def serve(socket_path: str, parent_pid: int) -> None:
             stage = to_load.pop(0)
             _load(stage)
             loaded.add(stage)
+
+
+def _open_store(request: dict, opened: set) -> None:
+    """Before the first job that records in an MLflow store forks: open that store here,
+    once, for every later child to inherit (reprogrid.record.mlflow_runs.open_before_fork).
+    Only for jobs in the server's own directory: the store's URI may be relative to it.
+    A failure here is left for the job to meet and report."""
+    tracking_path = request["kwargs"].get("tracking_path")
+    if "mlflow" not in STEPS[request["step"]].needs or not isinstance(tracking_path, str) \
+            or request["cwd"] != os.getcwd():
+        return
+    try:
+        with open(tracking_path) as file:
+            tracked = json.load(file)
+        store = (tracked["tracking_uri"], tracked["experiment_id"])
+        if store not in opened:
+            opened.add(store)
+            from reprogrid.record.mlflow_runs import open_before_fork
+
+            open_before_fork(*store)
+            gc.freeze()  # as after the imports: children leave these objects' pages shared
+    except Exception:  # noqa: BLE001 - the job opens the store itself, and says what is wrong
+        pass
 
 
 def fork_hazard() -> str | None:

@@ -146,6 +146,26 @@ def unfinished_records(mlflow_client, experiment_id: str, workdir: str, key: str
         return list(mlflow_client.search_runs([experiment_id], query, max_results=SEARCH_PAGE))
 
 
+def open_before_fork(uri: str, experiment_id: str) -> None:
+    """Open the store at `uri` in a process about to fork recorders (the warm server), so
+    that no recording job opens it again: MLflow keeps one store object per URI (its engine,
+    its schema check) and SQLAlchemy the statements it has compiled, and a forked child
+    inherits both. Every connection opened here is closed before returning: a database
+    connection must not cross a fork. A server store is left alone (its HTTP session would
+    cross the fork, and opening it costs nothing)."""
+    if uri.startswith(("http://", "https://")):
+        return
+    from reprogrid.record.mlflow_store import client
+
+    mlflow_client = client(uri)
+    try:  # the search every recording runs first: compiled here once
+        unfinished_records(mlflow_client, experiment_id, "", "")
+    finally:
+        engine = getattr(mlflow_client._tracking_client.store, "engine", None)
+        if engine is not None:
+            engine.dispose()
+
+
 def _quoted(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
 

@@ -14,8 +14,8 @@ are not in the training's closure.
 
 from __future__ import annotations
 
-import ast
 import functools
+import os
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1]  # reprogrid/
@@ -39,7 +39,23 @@ def stamp(paths) -> None:
         _STAMPS.setdefault(Path(path).resolve(), _stat(Path(path)))
 
 
-stamp(PACKAGE.rglob("*.py"))
+def _package_sources(directory: str):
+    """The package's .py files, found with os.scandir (a job's client stamps them as it starts:
+    rglob and resolve would cost it 10 ms)."""
+    for entry in os.scandir(directory):
+        if entry.is_dir(follow_symlinks=False):
+            yield from _package_sources(entry.path)
+        elif entry.name.endswith(".py"):
+            yield Path(entry.path).resolve() if entry.is_symlink() else Path(entry.path)
+
+
+def _stamp_package() -> None:
+    for path in _package_sources(str(PACKAGE)):
+        status = os.stat(path)
+        _STAMPS.setdefault(path, (status.st_mtime_ns, status.st_size))
+
+
+_stamp_package()
 
 
 def _module_file(name: str) -> Path | None:
@@ -52,6 +68,8 @@ def _module_file(name: str) -> Path | None:
 
 def _imported(path: Path) -> set[str]:
     """The reprogrid modules a file imports, anywhere in it."""
+    import ast  # only where a code hash is computed, not in every job's client
+
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "reprogrid":
