@@ -233,21 +233,26 @@ def test_the_server_computes_what_every_job_shares_before_it_forks():
 
 
 def test_the_server_opens_a_recording_jobs_store_once_and_no_connection_crosses_the_fork(tmp_path):
-    """The store is opened before the fork (children inherit MLflow's store object and its
-    engine), with every connection closed again: a forked child writes through a
-    connection of its own, and what it wrote reads back."""
+    """Before forking the first evaluate job, the server opens its store (children inherit
+    MLflow's store object and engine) and closes every connection again: a forked child
+    writes through a connection of its own, and what it wrote reads back."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # the store is created in a process of its own, as the workflow's `tracking` step does
-    created = subprocess.run([sys.executable, "-c", "import sys; from reprogrid.record import mlflow_store; "
-                              "print(mlflow_store.prepare_experiment(sys.argv[1], 'warm-store'))", uri],
-                             capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    created = subprocess.run([sys.executable, "-m", "reprogrid.jobs.runner", "tracking", "tracking.log",
+                              f"uri:={json.dumps(uri)}", 'experiment:="warm-store"', 'out_path:="tracking.json"'],
+                             env=os.environ | {warm.SWITCH_ENV: "0"}, capture_output=True, text=True,
+                             cwd=tmp_path, timeout=300)
     assert created.returncode == 0, created.stderr[-3000:]
     code = """
-import os, sys
+import json, os
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+from reprogrid.jobs import warm_server
 from reprogrid.record import mlflow_store, mlflow_runs
-uri, experiment_id = sys.argv[1:]
-mlflow_runs.open_before_fork(uri, experiment_id)
-store = mlflow_store.client(uri)._tracking_client.store
+tracked = json.load(open("tracking.json"))
+uri, experiment_id = tracked["tracking_uri"], tracked["experiment_id"]
+evaluate = {"step": "evaluate", "kwargs": {"tracking_path": "tracking.json"}, "cwd": os.getcwd()}
+warm_server._open_store(evaluate, set())
+print("opened in server:", list(SqlAlchemyStore._engine_map) == [uri])
 def open_files():
     for fd in os.listdir("/proc/self/fd"):
         try:
@@ -255,6 +260,7 @@ def open_files():
         except FileNotFoundError:  # the listing's own descriptor, closed by now
             pass
 print("open in server:", [path for path in open_files() if "mlflow.db" in path])
+store = mlflow_store.client(uri)._tracking_client.store
 child = os.fork()
 if child == 0:
     mlflow_client = mlflow_store.client(uri)
@@ -263,11 +269,10 @@ if child == 0:
     mlflow_runs.log_batch(mlflow_client, run_id, metrics={"m": 1.5})
     os._exit(status)
 assert os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == 0, "the child did not record through the inherited store"
-runs = mlflow_store.client(uri).search_runs([experiment_id])
-print("recorded:", [run.data.metrics for run in runs])
+print("recorded:", [run.data.metrics for run in mlflow_store.client(uri).search_runs([experiment_id])])
 """
-    done = subprocess.run([sys.executable, "-c", code, uri, created.stdout.split()[-1]], capture_output=True,
-                          text=True, cwd=tmp_path, timeout=300)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "opened in server: True" in done.stdout
     assert "open in server: []" in done.stdout
     assert "recorded: [{'m': 1.5}]" in done.stdout
