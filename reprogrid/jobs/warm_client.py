@@ -61,8 +61,7 @@ def enabled() -> bool:
 # --- the Snakemake side -------------------------------------------------------------
 
 # subprocess and tempfile are imported where used: the Snakemake side starts and stops the
-# server once, while every job's thin client imports this module (their imports are 20 ms
-# of a client's start)
+# server once, while every job's thin client imports this module
 
 def start():
     """Start a server for this process's jobs and point them at it (via the environment):

@@ -51,8 +51,7 @@ def _package_sources(directory: str):
 
 def _stamp_package() -> None:
     for path in _package_sources(str(PACKAGE)):
-        status = os.stat(path)
-        _STAMPS.setdefault(path, (status.st_mtime_ns, status.st_size))
+        _STAMPS.setdefault(path, _stat(path))
 
 
 _stamp_package()
