@@ -2,6 +2,8 @@
 grid filled shows its runs with their reprogrid tags and metrics. Screenshots go to
 test-artifacts/screenshots/ (kept by CI)."""
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,33 +26,56 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def mlflow_ui(grid):
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("mlflow")), "ui", "--backend-store-uri",
-         f"sqlite:///{grid}/results/mlflow.db", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+def stop(server: subprocess.Popen) -> None:
+    """Stop `mlflow ui` and the workers it started (its own process group)."""
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow ui did not start: {server.stderr.read().decode()[-2000:]}")
-            time.sleep(0.5)
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+def start_ui(grid: Path, log: Path) -> tuple[subprocess.Popen, str | None]:
+    """`mlflow ui` on a free port, and its URL once /health answers (None if it never did).
+    Its log goes to a file: a pipe nobody drains would block the server once full."""
+    port = free_port()
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).with_name("mlflow")), "ui", "--backend-store-uri",
+             f"sqlite:///{grid}/results/mlflow.db", "--host", "127.0.0.1", "--port", str(port)],
+            stdout=subprocess.DEVNULL, stderr=sink, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    # generous: on a loaded 2-core machine the server's imports alone can take a minute
+    deadline = time.monotonic() + 300
+    while server.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return server, url
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return server, None
+
+
+@pytest.fixture
+def mlflow_ui(grid, tmp_path):
+    # a second port if the first was taken between probing it and the server binding it
+    for attempt in (1, 2):
+        log = tmp_path / f"mlflow-ui-{attempt}.log"
+        server, url = start_ui(grid, log)
+        if url:
+            break
+        stop(server)
+    else:
+        pytest.fail(f"mlflow ui did not start: {log.read_text(errors='replace')[-2000:]}")
+    try:
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
 
 
 def test_the_mlflow_ui_shows_the_grid_runs_with_their_tags_and_metrics(grid, mlflow_ui):
