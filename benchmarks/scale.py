@@ -8,7 +8,8 @@
    wall time and peak memory of each.
 2. The compare step over RUNS synthetic runs (train.json, eval.json, predictions.npz
    shaped like real ones: 360 test points, 10 classes, 15 epochs), in a fresh process
-   with its imports: wall time and peak memory.
+   with its imports: wall time and peak memory, and where the time goes (seconds in the
+   functions of each phase, benchmarks/phases.py).
 Prints one JSON document.
 """
 
@@ -158,14 +159,43 @@ def write_synthetic_runs(root: Path, runs: int) -> list[str]:
 
 
 COMPARE = """
-import json, sys
+import json, sys, time
+started = time.perf_counter()
+sys.path.insert(0, sys.argv[4])
+import phases
+phases.timing(json.loads(sys.argv[5]))
 from reprogrid.steps.compare import run_compare
 run_dirs = json.load(open(sys.argv[1]))
 out = sys.argv[2]
 # synthetic runs have no MLflow records to check against (every other check runs)
 run_compare(run_dirs, sys.argv[3], f"{out}/summary.csv", f"{out}/pairs.csv", f"{out}/report.html",
             verify_records=False)
+json.dump({"phases": phases.seconds(), "inside": time.perf_counter() - started}, open(f"{out}/phases.json", "w"))
 """
+# where compare's time goes: the functions it spends it in (benchmarks/phases.py)
+COMPARE_PHASES = {
+    "reading the runs' files": "reprogrid.analysis.runs:load_run",
+    "grouping runs into cells": "reprogrid.analysis.cells:Cell.of",
+    "pairs of replicates (pairs.csv)": "reprogrid.analysis.cells:Cell.pair_rows",
+    "pairs across library configurations": "reprogrid.analysis.comparison:libconf_pairs",
+    "cell statistics (summary.csv)": "reprogrid.analysis.comparison:cell_row",
+    "attribution.csv": "reprogrid.analysis.comparison:attribution_rows",
+    "power.csv": "reprogrid.analysis.comparison:power_rows",
+    "versus.csv": "reprogrid.analysis.comparison:versus_rows",
+    "writing the CSVs": "reprogrid.analysis.comparison:write_csv",
+    "figures": "reprogrid.report.figures:write_figures",
+    "report.html": "reprogrid.report.render:render_report",
+    "MLflow record and artifacts": "reprogrid.record.mlflow_runs:log_artifacts",
+}
+
+
+def split(wall: float, phases_file: Path) -> dict:
+    """The process's wall time by phase; start-up is the interpreter's and the imports before the step."""
+    measured_inside = json.loads(phases_file.read_text())
+    spent = measured_inside["phases"]
+    inside = measured_inside["inside"]
+    return {"start-up and imports": round(wall - inside, 2)} | spent | {
+        "everything else": round(inside - sum(spent.values()), 2)}
 
 
 def compare(runs: int, scratch: Path) -> dict:
@@ -176,9 +206,11 @@ def compare(runs: int, scratch: Path) -> dict:
     prepare_tracking(f"sqlite:///{scratch}/mlflow.db", "scale", scratch / "tracking.json")
     (scratch / "compare").mkdir()
     result = measured([sys.executable, "-c", COMPARE, str(scratch / "run_dirs.json"),
-                       str(scratch / "compare"), str(scratch / "tracking.json")])
+                       str(scratch / "compare"), str(scratch / "tracking.json"), str(REPO / "benchmarks"),
+                       json.dumps(COMPARE_PHASES)])
     return {"runs": len(run_dirs), **result,
-            "pairs_csv_mib": round((scratch / "compare" / "pairs.csv").stat().st_size / 2**20, 1)}
+            "pairs_csv_mib": round((scratch / "compare" / "pairs.csv").stat().st_size / 2**20, 1),
+            "seconds_by_phase": split(result["seconds"], scratch / "compare" / "phases.json")}
 
 
 def main():

@@ -66,6 +66,15 @@ def test_scale_benchmark_plans_and_compares(tmp_path):
     assert result["dry_run"]["jobs"] == 303
     assert result["dry_run"]["workflow"]["seconds"] > 0 and result["dry_run"]["bare_snakefile"]["peak_mib"] > 0
     assert result["compare"]["runs"] == 100 and result["compare"]["pairs_csv_mib"] >= 0
+    assert_split(result["compare"]["seconds_by_phase"], result["compare"]["seconds"],
+                 ["reading the runs' files", "cell statistics (summary.csv)", "report.html", "figures"])
+
+
+def assert_split(by_phase: dict, wall: float, spent_in: list[str]) -> None:
+    """A phase split accounts for the process's wall time, and the named phases were entered."""
+    assert all(seconds >= 0 for seconds in by_phase.values()), by_phase
+    assert abs(sum(by_phase.values()) - wall) <= 0.01 * len(by_phase), (by_phase, wall)
+    assert all(by_phase[phase] > 0 for phase in spent_in), by_phase
 
 
 def test_audit_benchmark_finds_its_planted_violation():
@@ -73,6 +82,10 @@ def test_audit_benchmark_finds_its_planted_violation():
     assert result["runs"] == 200 and result["audit"]["exit_status"] == 1
     assert result["audit"]["violations"] == [
         "s0 × l0 was predicted bitwise reproducible, but s0/l0/r2 (from epoch 4) differ from s0/l0/r1"]
+    again = result["audit_again_by_phase"]
+    assert_split(again["seconds_by_phase"], again["seconds"],
+                 ["reading every run's record (params, tags, metrics)", "the checks",
+                  "fetching epoch fingerprints (train.json artifacts)"])
 
 
 def test_the_planning_estimate_is_the_committed_dry_run():
