@@ -147,3 +147,13 @@ def test_cross_entropy_ensemble_gain_by_hand():
     own = (-(math.log(0.9) + math.log(0.4)) / 2 - (math.log(0.5) + math.log(0.8)) / 2) / 2
     together = -(math.log(0.7) + math.log(0.6)) / 2
     assert stats.ensemble_ce_gains(np.stack([a, b]), labels).tolist() == pytest.approx([own - together])
+
+
+def test_cross_entropy_ensemble_gain_of_every_pair_is_the_pair_taken_alone():
+    """Many runs at once (as compare hands a cell) give each pair what the two runs give alone."""
+    rng = np.random.default_rng(7)
+    logits = (rng.standard_normal((6, 40, 5)) * 4).astype(np.float32)
+    labels = rng.integers(0, 5, 40)
+    i, j = stats.pairs(6)
+    alone = [stats.ensemble_ce_gains(logits[[a, b]], labels)[0] for a, b in zip(i, j)]
+    assert stats.ensemble_ce_gains(logits, labels) == pytest.approx(alone, rel=1e-12, abs=1e-15)

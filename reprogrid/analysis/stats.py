@@ -197,14 +197,16 @@ def ensemble_ce_gains(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     their averaged predicted probabilities (positive: the two together predict better)."""
     shifted = logits.astype(np.float64) - logits.max(axis=2, keepdims=True)
     probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=2, keepdims=True)
-    examples = np.arange(len(labels))
+    # a cross-entropy reads only each example's true class: the pairs' averages are taken
+    # of those (runs × examples), not of every class (a pair-sized copy of all the logits)
+    of_label = probabilities[:, np.arange(len(labels)), labels]
 
     def cross_entropy(p):
-        return -np.log(np.maximum(p[..., examples, labels], np.finfo(np.float64).tiny)).mean(axis=-1)
+        return -np.log(np.maximum(p, np.finfo(np.float64).tiny)).mean(axis=-1)
 
-    own = cross_entropy(probabilities)
+    own = cross_entropy(of_label)
     i, j = pairs(len(logits))
-    return (own[i] + own[j]) / 2 - cross_entropy((probabilities[i] + probabilities[j]) / 2)
+    return (own[i] + own[j]) / 2 - cross_entropy((of_label[i] + of_label[j]) / 2)
 
 
 def ensemble_gains(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
