@@ -22,6 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import phases  # noqa: E402 (benchmarks/phases.py, beside this script)
+
 SETTINGS, LIBCONFS = 10, 10
 REPO = Path(__file__).resolve().parents[1]
 # where the audit's time goes: the functions it spends it in
@@ -107,9 +110,7 @@ def main():
         subprocess.run([sys.executable, "-c", AUDIT, str(REPO / "benchmarks"), json.dumps(AUDIT_PHASES), uri,
                         f"{scratch}/audit-again.json", f"{scratch}/phases.json"], capture_output=True, check=True)
         again = time.perf_counter() - started
-        inside = json.loads(Path(scratch, "phases.json").read_text())
-        by_phase = {"start-up and imports": round(again - inside["inside"], 2)} | inside["phases"] | {
-            "everything else": round(inside["inside"] - sum(inside["phases"].values()), 2)}
+        by_phase = phases.split(again, Path(scratch, "phases.json"))
     print(json.dumps({
         "runs": len(keys), "fill_seconds": round(fill_seconds, 1),
         "audit": {"seconds": round(seconds, 2), "peak_mib": round(usage.ru_maxrss / 1024, 1),

@@ -1,13 +1,16 @@
 """Where a step's time goes: wall seconds spent inside named functions, summed over their
 calls, measured by wrapping them in the process that runs the step (a perf_counter pair
 per call: microseconds against the seconds measured). Used by scale.py (compare) and
-audit_scale.py (audit): `timing(...)` before the step, `seconds()` after it."""
+audit_scale.py (audit): `timing(...)` before the step and `seconds()` after it, in the
+step's process; `split(...)` in the benchmark's, with the process's wall time."""
 
 from __future__ import annotations
 
 import functools
 import importlib
+import json
 import time
+from pathlib import Path
 
 _SPENT: dict[str, float] = {}
 _NESTED: list[float] = []  # for each phase running now, outermost first: seconds spent in phases inside it
@@ -49,3 +52,12 @@ def _timed(name: str, function):
 
 def seconds() -> dict[str, float]:
     return {name: round(spent, 2) for name, spent in _SPENT.items()}
+
+
+def split(wall: float, record: Path) -> dict[str, float]:
+    """A process's wall time by phase, from the {"phases", "inside"} it recorded: start-up
+    is the interpreter's and the imports before its timer began."""
+    measured = json.loads(record.read_text())
+    spent, inside = measured["phases"], measured["inside"]
+    return {"start-up and imports": round(wall - inside, 2)} | spent | {
+        "everything else": round(inside - sum(spent.values()), 2)}

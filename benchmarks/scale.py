@@ -32,6 +32,9 @@ from reprogrid.config import LIBRARY_DEFAULTS
 from reprogrid.record.hashing import file_digest, predictions_digest
 from reprogrid.record.sealed import write_sealed
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import phases  # noqa: E402 (benchmarks/phases.py, beside this script)
+
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS, LIBCONFS = 10, 10
 
@@ -189,15 +192,6 @@ COMPARE_PHASES = {
 }
 
 
-def split(wall: float, phases_file: Path) -> dict:
-    """The process's wall time by phase; start-up is the interpreter's and the imports before the step."""
-    measured_inside = json.loads(phases_file.read_text())
-    spent = measured_inside["phases"]
-    inside = measured_inside["inside"]
-    return {"start-up and imports": round(wall - inside, 2)} | spent | {
-        "everything else": round(inside - sum(spent.values()), 2)}
-
-
 def compare(runs: int, scratch: Path) -> dict:
     from reprogrid.steps.setup import prepare_tracking
 
@@ -210,7 +204,7 @@ def compare(runs: int, scratch: Path) -> dict:
                        json.dumps(COMPARE_PHASES)])
     return {"runs": len(run_dirs), **result,
             "pairs_csv_mib": round((scratch / "compare" / "pairs.csv").stat().st_size / 2**20, 1),
-            "seconds_by_phase": split(result["seconds"], scratch / "compare" / "phases.json")}
+            "seconds_by_phase": phases.split(result["seconds"], scratch / "compare" / "phases.json")}
 
 
 def main():
