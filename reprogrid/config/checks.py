@@ -105,7 +105,7 @@ def check_finite(node: Any, path: tuple = ()) -> None:
 
 # What planning a grid costs Snakemake per job: benchmarks/results/scale.json's dry run
 # (benchmarks/scale.py) divided by its jobs; tests/test_benchmarks.py holds them equal.
-PLAN_SECONDS_PER_JOB, PLAN_MIB_PER_JOB = 40.36 / 30_003, 718.5 / 30_003
+PLAN_SECONDS_PER_JOB, PLAN_MIB_PER_JOB = 61.15 / 30_003, 717.7 / 30_003
 LARGE_GRID_JOBS = 15_000
 
 
