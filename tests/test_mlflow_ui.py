@@ -31,8 +31,8 @@ def stop(server: subprocess.Popen) -> None:
     try:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=10)
-    except ProcessLookupError:
-        pass
+    except ProcessLookupError:  # the whole group has exited: reap the server
+        server.wait()
     except subprocess.TimeoutExpired:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()

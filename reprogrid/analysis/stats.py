@@ -195,8 +195,8 @@ def logit_spearman(logits: np.ndarray) -> np.ndarray:
 def ensemble_ce_gains(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per pair of runs: the mean of their test cross-entropies minus the cross-entropy of
     their averaged predicted probabilities (positive: the two together predict better)."""
-    shifted = logits.astype(np.float64) - logits.max(axis=2, keepdims=True)
-    probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=2, keepdims=True)
+    exponentials = np.exp(logits.astype(np.float64) - logits.max(axis=2, keepdims=True))
+    probabilities = exponentials / exponentials.sum(axis=2, keepdims=True)
     # a cross-entropy reads only each example's true class: the pairs' averages are taken
     # of those (runs × examples), not of every class (a pair-sized copy of all the logits)
     of_label = probabilities[:, np.arange(len(labels)), labels]
