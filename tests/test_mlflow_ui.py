@@ -78,6 +78,19 @@ def mlflow_ui(grid, tmp_path):
         stop(server)
 
 
+def wait_for_text(page, text: str, screenshot: str) -> None:
+    """Wait for `text` on the page; failing, keep a screenshot and say what the page showed.
+    Generous: the UI's bundle and first search took over 30 s on a loaded 2-core CI machine."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.get_by_text(text, exact=True).first.wait_for(timeout=180_000)
+    except PlaywrightTimeout:
+        page.screenshot(path=SCREENSHOTS / screenshot, full_page=True)
+        shown = page.inner_text("body")[:1500]
+        pytest.fail(f"{text!r} not shown at {page.url} within 180 s; the page showed:\n{shown}")
+
+
 def test_the_mlflow_ui_shows_the_grid_runs_with_their_tags_and_metrics(grid, mlflow_ui):
     runs = {r.info.run_name: r for r in grid_runs(grid)}
     run = runs["all_fixed/t1/r1"]
@@ -86,12 +99,12 @@ def test_the_mlflow_ui_shows_the_grid_runs_with_their_tags_and_metrics(grid, mlf
         # MLflow 3's UI opens on its GenAI views; the runs are under "Model training"
         page.goto(f"{mlflow_ui}/#/experiments/{run.info.experiment_id}/runs?workflowType=machine_learning")
         for name in ("all_fixed/t1/r1", "init/numpy_unseeded/r2"):
-            page.get_by_text(name, exact=True).first.wait_for(timeout=30000)
+            wait_for_text(page, name, "mlflow-experiment-failed.png")
         page.screenshot(path=SCREENSHOTS / "mlflow-experiment.png", full_page=True)
 
         page.goto(f"{mlflow_ui}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
         for text in ("reprogrid.run_key", "reprogrid.hash.weights", "test_accuracy"):
-            page.get_by_text(text).first.wait_for(timeout=30000)
+            wait_for_text(page, text, "mlflow-run-failed.png")
         body = page.inner_text("body")
         assert run.data.tags["reprogrid.hash.weights"][:12] in body or "reprogrid.expect_bitwise" in body
         page.screenshot(path=SCREENSHOTS / "mlflow-run.png", full_page=True)
