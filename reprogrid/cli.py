@@ -4,6 +4,7 @@
     reprogrid replay RUN_ID [--tracking-uri URI]
     reprogrid diverge RUN_A RUN_B [--json PATH] [--streams DIR] [--tracking-uri URI]
     reprogrid resume-check RESUMED REFERENCE [--json PATH] [--tracking-uri URI]
+    reprogrid --version
 
 Exit status: 0 when the audit finds nothing wrong / the replay is bitwise / the two
 runs do not diverge / the resumed run ends as the uninterrupted one; 1 when it finds
@@ -26,7 +27,10 @@ def default_tracking_uri() -> str:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
+    from reprogrid import __version__
+
     parser = argparse.ArgumentParser(prog="reprogrid", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"reprogrid {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     audit = commands.add_parser("audit", help="check an experiment's runs against the grid and each other")
     audit.add_argument("--experiment", help="MLflow experiment (default: the only one holding a reprogrid grid)")

@@ -70,6 +70,7 @@ def workdir(tmp_path):
     return tmp_path
 
 
+GRID_STDOUT = "snakemake-stdout.txt"  # the grid fixture's, kept in its directory
 KEYS = [f"{s}/{lc}/r{r}" for s in ("all_fixed", "init") for lc in ("t1", "numpy_unseeded") for r in (1, 2)]
 
 
@@ -78,8 +79,14 @@ def grid(tmp_path_factory):
     """The tiny grid, run once for the whole session with `snakemake --cores 2`.
     Tests that change its files or store work on a copy."""
     workdir = tmp_path_factory.mktemp("grid")
+    if shutil.which("git"):  # a project in a repository, as a user's is: MLflow's source commit is filled
+        (workdir / "README").write_text("a user's project\n")
+        for command in (["init", "-q"], ["add", "README"],
+                        ["-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-q", "-m", "start"]):
+            subprocess.run(["git", "-C", str(workdir), *command], check=True, capture_output=True)
     done = run_snakemake(workdir, "--cores", "2", config=tiny_config())
     assert done.returncode == 0, done.stderr[-3000:]
+    (workdir / GRID_STDOUT).write_text(done.stdout)  # what the user saw at the end
     return workdir
 
 

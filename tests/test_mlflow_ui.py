@@ -94,12 +94,18 @@ def wait_for_text(page, text: str, screenshot: str) -> None:
 def test_the_mlflow_ui_shows_the_grid_runs_with_their_tags_and_metrics(grid, mlflow_ui):
     runs = {r.info.run_name: r for r in grid_runs(grid)}
     run = runs["all_fixed/t1/r1"]
+    if (grid / ".git").is_dir():  # the grid fixture's directory is a repository where git exists
+        head = subprocess.run(["git", "-C", str(grid), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        assert {r.data.tags.get("mlflow.source.git.commit") for r in runs.values()} == {head}
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with browser_page() as page:
-        # MLflow 3's UI opens on its GenAI views; the runs are under "Model training"
-        page.goto(f"{mlflow_ui}/#/experiments/{run.info.experiment_id}/runs?workflowType=machine_learning")
+        # the experiment's kind tag opens it on its runs (MLflow 3's UI opens an unmarked one on traces)
+        page.goto(f"{mlflow_ui}/#/experiments/{run.info.experiment_id}")
         for name in ("all_fixed/t1/r1", "init/numpy_unseeded/r2"):
             wait_for_text(page, name, "mlflow-experiment-failed.png")
+        # the Source column names what trained the runs
+        wait_for_text(page, run.data.tags["mlflow.source.name"], "mlflow-source-failed.png")
         page.screenshot(path=SCREENSHOTS / "mlflow-experiment.png", full_page=True)
 
         page.goto(f"{mlflow_ui}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")

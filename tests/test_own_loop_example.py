@@ -47,6 +47,8 @@ def test_own_loop_through_the_grid_report_audit_and_replay(tmp_path):
     by_key = {r.data.tags["reprogrid.run_key"]: r for r in runs}
     assert by_key["all_fixed/nopy/r1"].data.tags["reprogrid.rng.train"] == "python,torch"
     assert by_key["all_fixed/workers/r1"].data.tags["reprogrid.worker_rng_duplicated"] == "python"
+    # the MLflow UI's Source column names the user's own loop
+    assert {r.data.tags["mlflow.source.name"] for r in runs} == {"looppkg.train:fit"}
     audit = subprocess.run([str(REPROGRID), "audit"], cwd=workdir, capture_output=True, text=True)
     assert audit.returncode == 0, audit.stdout + audit.stderr
 

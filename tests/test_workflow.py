@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import KEYS, grid_runs, run_snakemake, tiny_config
+from conftest import GRID_STDOUT, KEYS, grid_runs, run_snakemake, tiny_config
 from reprogrid.config import SOURCES
 
 pytestmark = pytest.mark.workflow
@@ -130,6 +130,29 @@ def test_a_forced_rerun_of_one_rule_logs_a_second_bitwise_identical_run(grid, tm
     for what in ("init_weights", "weights", "predictions", "config", "data", "code"):
         assert len({r.data.tags[f"reprogrid.hash.{what}"] for r in attempts}) == 1, what
     assert len(grid_runs(workdir)) == len(KEYS) + 1
+    # one run rerun alone: compare and audit did not run, so no summary of the grid is printed
+    assert "in MLflow experiment" not in done.stdout, done.stdout
+
+
+def test_a_grid_ends_with_the_lines_a_user_wants(grid):
+    """After Snakemake's log: the cells against their prediction, the audit, the report, the UI."""
+    printed = (grid / GRID_STDOUT).read_text().strip().splitlines()
+    cells = list(summary_rows(grid).values())
+    as_predicted = [c for c in cells if c["bitwise_reproducible"] != "" and
+                    (c["bitwise_reproducible"] == "true") == (c["expect_bitwise"] == "true")]
+    bitwise = sum(c["bitwise_reproducible"] == "true" for c in as_predicted)
+    assert len(as_predicted) == len(cells)  # the tiny grid holds no surprise: no line for one
+    experiment_id = json.loads((grid / "results" / "tracking.json").read_text())["experiment_id"]
+    expected = [
+        f"reprogrid: {len(cells)} cells, {len(KEYS)} runs, in MLflow experiment 'reprogrid-test'",
+        f"  as predicted: {bitwise} bitwise reproducible, {len(cells) - bitwise} differing between replicates",
+        "  audit: OK",
+        "  report: results/compare/report.html",
+        "  MLflow UI: mlflow ui --backend-store-uri sqlite:///results/mlflow.db, then open "
+        f"http://127.0.0.1:5000/#/experiments/{experiment_id}",
+    ]
+    assert printed[-len(expected):] == expected, printed
+    assert json.loads((grid / "results" / "audit.json").read_text())["ok"] is True
 
 
 def test_nothing_reruns_when_nothing_changed_and_an_edit_reruns_only_what_it_touches(grid, tmp_path):

@@ -60,7 +60,12 @@ def run_tags(train: dict, evaluation: dict) -> dict:
         "reprogrid.executor": train["executor"],
         "reprogrid.task": train["task"],
         "reprogrid.workdir": train["workdir"],
+        # MLflow's own: the UI's Source column
+        "mlflow.source.type": "LOCAL",
+        "mlflow.source.name": run_config.get("training", {}).get("factory") or "reprogrid built-in loop",
     }
+    if train.get("git_commit"):
+        tags["mlflow.source.git.commit"] = train["git_commit"]
     tags |= {f"reprogrid.hash.{k}": v for k, v in (train["hashes"] | evaluation["hashes"]).items()}
     # which global generators each phase drew from (docs/architecture.md: reprogrid.rng.{phase})
     tags |= {f"reprogrid.rng.{phase}": ",".join(drawn)

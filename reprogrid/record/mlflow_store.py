@@ -167,6 +167,12 @@ def opened_store_client(uri: str):
     return mlflow_client
 
 
+# MLflow 3's UI opens an experiment on the view its kind names; without it, on the GenAI
+# view (traces), one switch away from the runs
+EXPERIMENT_KIND = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+
+
 def prepare_experiment(uri: str, experiment: str) -> str:
     """Create the store and the experiment if needed; return the experiment id.
 
@@ -205,9 +211,12 @@ def prepare_experiment(uri: str, experiment: str) -> str:
                 f"MLflow experiment {experiment!r} at {uri} is deleted; restore it "
                 "(`mlflow experiments restore`) or choose another `experiment` name"
             )
+        if EXPERIMENT_KIND not in found.tags:  # recorded before reprogrid marked its experiments
+            retrying(mlflow_client.set_experiment_tag, found.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
         return found.experiment_id
     try:
-        return mlflow_client.create_experiment(experiment, artifact_location=artifact_location)
+        return mlflow_client.create_experiment(experiment, artifact_location=artifact_location,
+                                               tags={EXPERIMENT_KIND: MODEL_TRAINING})
     except MlflowException:  # another process created it in between
         found = mlflow_client.get_experiment_by_name(experiment)
         if found is None:

@@ -52,19 +52,24 @@ def _listed(value) -> list[str]:
     return [item for item in str(value or "").split(",") if item]
 
 
-def lessons(summary: pd.DataFrame) -> list[Markup]:
-    """Plain sentences a newcomer can read off the grid."""
+def lessons(summary: pd.DataFrame, divergences: pd.DataFrame) -> list[Markup]:
+    """What the grid shows, one sentence per kind of finding, each naming the cells it
+    holds for: a newcomer reads the grid's few lessons first (cell_details has the rest)."""
     out = []
     reproducible = summary[summary["bitwise_reproducible"] == True]  # noqa: E712 (None-safe)
     if not reproducible.empty:
         names = Markup(", ").join(cell_name(row) for _, row in reproducible.iterrows())
         out.append(Markup("Bitwise reproducible: {}: every replicate ends with identical weights and predictions.")
                    .format(names))
-    for _, row in summary[summary["bitwise_reproducible"] == False].iterrows():  # noqa: E712
-        spread = f"{row['distinct_weights']} distinct final weights in {row['runs']} runs"
-        if row["varied_sources"]:
-            out.append(Markup("{}: varying {} gives {}.").format(cell_name(row), row["varied_sources"], spread))
-        elif not row["expect_bitwise"]:  # the cause is the condition of the prediction that failed
+    differing = summary[summary["bitwise_reproducible"] == False]  # noqa: E712
+    for varied, rows in differing[differing["varied_sources"].astype(bool)].groupby("varied_sources", sort=False):
+        spreads = {f"{row['distinct_weights']} distinct final weights in {row['runs']} runs" for _, row in rows.iterrows()}
+        spread = spreads.pop() + (" each" if len(rows) > 1 else "") if len(spreads) == 1 else "distinct final weights"
+        out.append(Markup("Varying {} makes runs differ: {} ({}).").format(
+            _and(_listed(varied)), Markup(", ").join(cell_name(row) for _, row in rows.iterrows()), spread))
+    for _, row in differing[~differing["varied_sources"].astype(bool)].iterrows():
+        if not row["expect_bitwise"]:  # the cause is the condition of the prediction that failed
+            spread = f"{row['distinct_weights']} distinct final weights in {row['runs']} runs"
             unseeded = _listed(row.get("rng_unseeded"))
             cause = (Markup("leaves {} unseeded, and the runs drew from it").format(_names(unseeded))
                      if unseeded else "does not make the kernels deterministic")
@@ -83,7 +88,31 @@ def lessons(summary: pd.DataFrame) -> list[Markup]:
         if css in ("warn", "violated"):
             out.append(Markup("{}: {}.").format(cell_name(row), text))
     out += [sentence for _, row in summary.iterrows() if (sentence := unused_in_words(row))]
-    return out + [sentence for _, row in summary.iterrows() if (sentence := drawn_in_words(row))]
+    return out + parting_by_cause(divergences)
+
+
+def parting_by_cause(divergences: pd.DataFrame) -> list[Markup]:
+    """Where replicates part, grouped by the cause `diverge` found: the cells of each."""
+    parted = divergences[divergences["diverged"] == True] if not divergences.empty else divergences  # noqa: E712
+    if parted.empty:
+        return []
+    causes = []
+    for cause, rows in parted.groupby(parted["cause"].fillna("not localised"), sort=False):
+        causes.append(Markup("<b>{}</b> in {}").format(cause, Markup(", ").join(
+            dict.fromkeys(cell_name(row) for _, row in rows.iterrows()))))
+    return [Markup("Where runs part, by cause: {} (each pair, cell by cell, below).").format(Markup("; ").join(causes))]
+
+
+def cell_details(summary: pd.DataFrame, divergences: pd.DataFrame) -> list[Markup]:
+    """Cell by cell: what its training drew from and where its localised pairs part."""
+    out = []
+    for _, row in summary.iterrows():
+        if sentence := drawn_in_words(row):
+            out.append(sentence)
+        if not divergences.empty:
+            pairs = divergences[(divergences["setting"] == row["setting"]) & (divergences["libconf"] == row["libconf"])]
+            out += where_they_part(pairs)
+    return out
 
 
 def unused_in_words(row) -> Markup | None:

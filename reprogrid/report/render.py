@@ -22,7 +22,7 @@ import pandas as pd
 from reprogrid.analysis import stats
 from reprogrid.analysis.comparison import Comparison
 from reprogrid.report.figures import HEATMAP_RUNS_PER_CELL
-from reprogrid.report.lessons import lessons, missing, verdict, where_they_part
+from reprogrid.report.lessons import cell_details, lessons, missing, verdict
 
 ATTRIBUTION_SHOWN = ["libconf", "source", "setting", "runs", "test_accuracy_std", "std_ratio", "std_ratio_ci_low",
                      "std_ratio_ci_high", "disagreement_mean", "disagreement_ratio", "disagreement_ratio_ci_low",
@@ -103,7 +103,8 @@ def render_report(title: str, comparison: Comparison, figures: dict[str, Path]) 
     power = comparison.power
     return ENVIRONMENT.get_template("report.html.j2").render(
         title=title, runs=int(summary["runs"].sum()), cells=len(summary), verdicts=verdict_table(summary),
-        lessons=lessons(summary) + where_they_part(comparison.divergences),
+        lessons=lessons(summary, comparison.divergences),
+        cell_details=cell_details(summary, comparison.divergences),
         power=table(power[power["metric"] == power["metric"].iloc[0]]) if not power.empty else None,
         versus=versus_table(comparison.versus),
         attribution=table(attribution, ATTRIBUTION_SHOWN) if not attribution.empty else None,

@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 from reprogrid.config.seeds import draw_unseeded
+from reprogrid.record.git_head import head_commit
 from reprogrid.record.hashing import code_digest, config_digest, data_digest, file_digest
 from reprogrid.record.sealed import read_json, write_atomically, write_sealed
 from reprogrid.training.prediction import expect_bitwise, expect_rerun_bitwise
@@ -207,6 +208,7 @@ def run_train(run_config: dict, seeds_path, model_path, train_json_path, kind: s
         "env": env,
         "executor": "+".join(executors),  # e.g. warm+fresh: a run interrupted and resumed
         "workdir": os.getcwd(),  # where relative data paths and own factories resolve
+        "git_commit": head_commit(os.getcwd()),  # of the repository holding it, if any
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
     }
     record = write_sealed(train_json_path, record)

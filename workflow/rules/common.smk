@@ -3,6 +3,7 @@
 import json
 import shlex
 import sys
+import time
 
 from snakemake.utils import validate
 
@@ -13,6 +14,9 @@ from reprogrid.jobs import runner as steps
 from reprogrid.jobs import warm_client as warm
 from reprogrid.steps.preflight import check_inputs
 from reprogrid.config.tracking_uri import tracking_uri
+from reprogrid.report.closing import closing_lines
+
+STARTED = time.time()  # the end-of-grid summary reads only what this invocation wrote
 
 try:
     # what YAML and JSON Schema let through: keys written twice, alias bombs, 3.0 for 3
@@ -171,6 +175,12 @@ onstart:
 
 onsuccess:
     warm.stop(WARM.get("server"))
+    if (
+        workflow.is_main_process
+        and not workflow.dryrun
+        and (lines := closing_lines(STARTED))
+    ):
+        print("\n".join(lines), flush=True)
 
 
 onerror:
