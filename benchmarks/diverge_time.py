@@ -33,7 +33,7 @@ PAIRS = {"t1 vs t2": ("all_fixed/t1/r1", "all_fixed/t2/r1"),
 def commit() -> str:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
     # the code measured, not the benchmark outputs run_all.sh writes before this step
-    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "reprogrid", "workflow", "scripts", "Snakefile",
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "reprogrid", "Snakefile",
                             "benchmarks/*.py"], cwd=REPO).returncode
     return head.strip() + ("+changes" if dirty else "")
 

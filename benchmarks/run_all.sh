@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=benchmarks/results
 mkdir -p "$out"
-commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- reprogrid workflow scripts Snakefile benchmarks/*.py || echo "+changes")
+commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- reprogrid Snakefile benchmarks/*.py || echo "+changes")
 export COMMIT="$commit"
 # Python caches the bytecode of the modules it compiles, unless told not to; a machine that
 # says so (PYTHONDONTWRITEBYTECODE) compiles reprogrid's modules anew in every process (a

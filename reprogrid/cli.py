@@ -4,6 +4,7 @@
     reprogrid replay RUN_ID [--tracking-uri URI]
     reprogrid diverge RUN_A RUN_B [--json PATH] [--streams DIR] [--tracking-uri URI]
     reprogrid resume-check RESUMED REFERENCE [--json PATH] [--tracking-uri URI]
+    reprogrid init [DIR] [--data PKG.MOD:FN] [--model PKG.MOD:FN] [--fit PKG.MOD:FN] [--force]
     reprogrid --version
 
 Exit status: 0 when the audit finds nothing wrong / the replay is bitwise / the two
@@ -51,6 +52,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     resume.add_argument("resumed", help="run key (setting/libconf/rN, under ./results/runs) or MLflow run id")
     resume.add_argument("reference", help="the same seeds, uninterrupted: run key or MLflow run id")
     resume.add_argument("--json", metavar="PATH", help="also write the finding as JSON")
+    init = commands.add_parser("init", help="set a project up to run reprogrid's workflow: a Snakefile using "
+                                            "it as a Snakemake module, and config/config.yaml to edit")
+    init.add_argument("directory", nargs="?", default=".", help="the project (default: the current directory)")
+    init.add_argument("--data", metavar="PKG.MOD:FN", help="your data factory instead of scikit-learn's digits")
+    init.add_argument("--model", metavar="PKG.MOD:FN", help="your model factory instead of the built-in MLP")
+    init.add_argument("--fit", metavar="PKG.MOD:FN", help="your training loop, fit(run, **kwargs)")
+    init.add_argument("--force", action="store_true", help="overwrite the files if they exist")
     for command in (audit, replay, diverge, resume):
         command.add_argument("--tracking-uri", default=default_tracking_uri(), type=credential_free,
                              help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI}); "
@@ -60,6 +68,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    if args.command == "init":
+        return init(args)
     from reprogrid.config import ConfigError
     from reprogrid.investigate.diverge import DivergeError
     from reprogrid.investigate.replay import ReplayError
@@ -83,6 +93,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reprogrid {args.command}: {error} (give the directory that holds them with --workdir)",
               file=sys.stderr)
         return 2
+
+
+def init(args) -> int:
+    from pathlib import Path
+
+    from reprogrid.workflow.project import InitError
+    from reprogrid.workflow.project import init as init_project
+
+    try:
+        written = init_project(Path(args.directory), force=args.force, data=args.data, model=args.model,
+                               fit=args.fit)
+    except InitError as error:
+        print(f"reprogrid init: {error}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    print("next: snakemake --cores 2   (then: reprogrid audit)")
+    return 0
 
 
 def audit(args) -> int:

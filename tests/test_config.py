@@ -11,8 +11,7 @@ from reprogrid import config as cfg
 from reprogrid.config import schema as config_schema
 from reprogrid.config.tracking_uri import DEFAULT_TRACKING_URI, tracking_uri
 from reprogrid.steps.preflight import check_inputs
-
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+from reprogrid.workflow import SCHEMA
 
 
 def validated(config: dict) -> dict:

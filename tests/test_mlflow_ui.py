@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from browser import browser_page
-from conftest import REPO, grid_runs
+from conftest import GRID_STDOUT, REPO, grid_runs
 
 pytestmark = pytest.mark.workflow
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
@@ -100,8 +100,9 @@ def test_the_mlflow_ui_shows_the_grid_runs_with_their_tags_and_metrics(grid, mlf
         assert {r.data.tags.get("mlflow.source.git.commit") for r in runs.values()} == {head}
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with browser_page() as page:
-        # the experiment's kind tag opens it on its runs (MLflow 3's UI opens an unmarked one on traces)
-        page.goto(f"{mlflow_ui}/#/experiments/{run.info.experiment_id}")
+        # the address the grid's last lines give (MLflow 3's UI would open the experiment on traces)
+        [printed] = [line for line in (grid / GRID_STDOUT).read_text().splitlines() if "MLflow UI:" in line]
+        page.goto(mlflow_ui + printed.split("http://127.0.0.1:5000", 1)[1])
         for name in ("all_fixed/t1/r1", "init/numpy_unseeded/r2"):
             wait_for_text(page, name, "mlflow-experiment-failed.png")
         # the Source column names what trained the runs

@@ -58,8 +58,7 @@ def test_replay_with_numpy_left_unseeded_diverges_from_the_first_epoch(grid, tmp
 
 def test_replay_after_a_one_line_code_change_names_code(grid, tmp_path):
     checkout = tmp_path / "checkout"
-    for part in ("reprogrid", "scripts", "workflow"):
-        shutil.copytree(REPO / part, checkout / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "reprogrid", checkout / "reprogrid", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "Snakefile", checkout / "Snakefile")
     changed = checkout / "reprogrid" / "training" / "loop.py"  # the built-in loop: in every run's code
     assert changed.exists()

@@ -18,8 +18,9 @@ from reprogrid import config as cfg
 from reprogrid.jobs import warm_client as warm
 from reprogrid.jobs.runner import StepFailed, run
 from reprogrid.record.sealed import read_json
+from reprogrid.workflow import STEP_SCRIPT
 
-STEP = [sys.executable, str(REPO / "scripts" / "step.py")]
+STEP = [sys.executable, str(STEP_SCRIPT)]
 
 
 @pytest.fixture(scope="module")

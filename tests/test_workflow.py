@@ -149,7 +149,7 @@ def test_a_grid_ends_with_the_lines_a_user_wants(grid):
         "  audit: OK",
         "  report: results/compare/report.html",
         "  MLflow UI: mlflow ui --backend-store-uri sqlite:///results/mlflow.db, then open "
-        f"http://127.0.0.1:5000/#/experiments/{experiment_id}",
+        f"http://127.0.0.1:5000/#/experiments/{experiment_id}?workflowType=machine_learning",
     ]
     assert printed[-len(expected):] == expected, printed
     assert json.loads((grid / "results" / "audit.json").read_text())["ok"] is True

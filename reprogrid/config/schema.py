@@ -1,22 +1,22 @@
 """The config's vocabulary and defaults, read from its JSON Schema (the one place they are
-written down: workflow/schemas/config.schema.yaml), and ConfigError, the one way a config
+written down: reprogrid/workflow/schemas/config.schema.yaml), and ConfigError, the one way a config
 problem is said: `config key <key>: <problem>`. Pure: nothing heavy imported."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+from reprogrid.workflow import SCHEMA
+
+SCHEMA_PATH = SCHEMA  # the schema ships with the workflow
 
 
 def _schema() -> dict:
-    if not SCHEMA_PATH.is_file():
-        raise RuntimeError(f"reprogrid's config schema is not at {SCHEMA_PATH}: run reprogrid from a checkout "
-                           "of its repository (pip install -e .)")
+    if not SCHEMA_PATH.is_file():  # a build that left the package data behind
+        raise RuntimeError(f"reprogrid's config schema is not at {SCHEMA_PATH}: reinstall reprogrid")
     with open(SCHEMA_PATH, encoding="utf-8") as handle:  # LibYAML's loader where present: 20x faster
         return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 

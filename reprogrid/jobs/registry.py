@@ -2,7 +2,7 @@
 
     setup -> preflight -> seed -> train -> evaluate (+ record) -> compare -> audit
 
-A rule's job runs `scripts/step.py STEP LOG NAME=VALUE ...` (see `reprogrid.jobs.runner`);
+A rule's job runs `reprogrid/workflow/scripts/step.py STEP LOG NAME=VALUE ...` (see `reprogrid.jobs.runner`);
 its arguments become keyword arguments of the step's function. Each step lists the
 heavy imports it needs (`needs`: the stages a warm server must have loaded before it
 forks the step's child). Importing this module imports no step (and little else: every

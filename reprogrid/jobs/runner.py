@@ -1,4 +1,4 @@
-"""Run one step of the workflow: `python scripts/step.py STEP LOG NAME=VALUE NAME:=JSON ...`.
+"""Run one step of the workflow: `python reprogrid/workflow/scripts/step.py STEP LOG NAME=VALUE NAME:=JSON ...`.
 
 Every rule runs through here: its inputs, outputs and params become keyword arguments
 of the step's function (`reprogrid.jobs.registry`; `NAME=VALUE` a string such as a path,

@@ -167,8 +167,8 @@ def opened_store_client(uri: str):
     return mlflow_client
 
 
-# MLflow 3's UI opens an experiment on the view its kind names; without it, on the GenAI
-# view (traces), one switch away from the runs
+# MLflow 3's UI lists the experiment as "Machine learning" (its kind); which view an
+# experiment opens on is the browser's choice, so the address reprogrid prints names it
 EXPERIMENT_KIND = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"
 

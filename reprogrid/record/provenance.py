@@ -5,7 +5,7 @@ its config names (the packages of its factories), each as it was when this proce
 began to use it.
 
 Files are stamped (modification time and size) when this module is imported, which every
-job does first (scripts/step.py, the warm server before it forks), and the user's files
+job does first (reprogrid/workflow/scripts/step.py, the warm server before it forks), and the user's files
 when their factory is imported. A file that changed since is code this process may not
 have run: the hash refuses it (CodeChanged), naming the file, rather than record code
 that never ran. A typo fixed in the report or the audit changes no run's code hash: they

@@ -44,7 +44,9 @@ def _named(names: list[str], limit: int = 4) -> str:
 
 def ui_command(uri: str, experiment_id: str | None) -> str:
     """How to look at this store in the MLflow UI: a server's own address, else `mlflow ui` on it."""
-    page = f"/#/experiments/{experiment_id}" if experiment_id else ""
+    # the workflow type: MLflow 3.17's UI opens an experiment on the view the browser last
+    # chose (GenAI, traces, for a new one) whatever the experiment's kind; this opens its runs
+    page = f"/#/experiments/{experiment_id}?workflowType=machine_learning" if experiment_id else ""
     if uri.startswith(("http://", "https://")):
         return f"open {uri.rstrip('/')}{page}"
     return f"mlflow ui --backend-store-uri {shlex.quote(uri)}, then open http://127.0.0.1:5000{page}"

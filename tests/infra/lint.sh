@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ruff check .
-snakefmt --check Snakefile workflow/
+snakefmt --check Snakefile reprogrid/workflow/Snakefile reprogrid/workflow/rules/
 lints=$(snakemake --lint 2>&1 || true)
 other=$(printf '%s\n' "$lints" | grep -E '^    \* ' | grep -v 'Specify a conda environment or container for each rule' || true)
 if [ -n "$other" ]; then

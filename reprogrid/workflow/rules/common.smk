@@ -15,6 +15,7 @@ from reprogrid.jobs import warm_client as warm
 from reprogrid.steps.preflight import check_inputs
 from reprogrid.config.tracking_uri import tracking_uri
 from reprogrid.report.closing import closing_lines
+from reprogrid.workflow import STEP_SCRIPT
 
 STARTED = time.time()  # the end-of-grid summary reads only what this invocation wrote
 
@@ -76,7 +77,7 @@ RUN_DIR = "results/runs/{setting}/{libconf}/r{replicate}"
 # Each rule's job: `step.py STEP LOG NAME=VALUE ...` (see reprogrid/jobs/runner.py). A shell
 # job rather than `script:`: it starts a bare Python, and torch-heavy steps go to a warm
 # worker (reprogrid/jobs/warm_server.py) that has done the imports once for the whole invocation.
-STEP = shlex.join([sys.executable, f"{workflow.basedir}/scripts/step.py"])
+STEP = shlex.join([sys.executable, str(STEP_SCRIPT)])
 
 
 wildcard_constraints:

@@ -44,4 +44,4 @@ rule compare:
         localise=config.get("localise", False),
         effect_sizes=config.get("effect_size", {}),
     script:
-        "../../scripts/compare.py"
+        "../scripts/compare.py"
