@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 def init(args) -> int:
     from pathlib import Path
 
-    from reprogrid.workflow.project import InitError
-    from reprogrid.workflow.project import init as init_project
+    from reprogrid.workflow.reprogrid_init import InitError
+    from reprogrid.workflow.reprogrid_init import init as init_project
 
     try:
         written = init_project(Path(args.directory), force=args.force, data=args.data, model=args.model,

@@ -12,7 +12,7 @@ from conftest import REPO, SNAKEMAKE
 from reprogrid import config as cfg
 from reprogrid.cli import main
 from reprogrid.workflow import SCHEMA
-from reprogrid.workflow.project import InitError, init
+from reprogrid.workflow.reprogrid_init import InitError, init
 
 FILES = ["Snakefile", "config/config.yaml"]
 
@@ -31,6 +31,12 @@ def test_init_writes_a_snakefile_using_the_workflow_as_a_module_and_a_config_tha
     validate_schema(config)
     cfg.check_config(config)
     assert len(cfg.run_keys(config)) == 8  # the count its header comment gives
+
+
+def test_the_clones_snakefile_is_the_one_init_writes(tmp_path):
+    """The clone runs the very workflow a project of its own does, through the same module."""
+    init(tmp_path)
+    assert (REPO / "Snakefile").read_text() == (tmp_path / "Snakefile").read_text()
 
 
 def test_init_names_your_factories_in_the_config(tmp_path):
