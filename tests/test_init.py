@@ -14,7 +14,7 @@ from reprogrid.cli import main
 from reprogrid.workflow import SCHEMA
 from reprogrid.workflow.reprogrid_init import InitError, init
 
-FILES = ["Snakefile", "config/config.yaml"]
+FILES = ["Snakefile", "config/config.yaml", "profiles/default/config.yaml"]
 
 
 def validate_schema(config: dict) -> None:
@@ -37,6 +37,8 @@ def test_the_clones_snakefile_is_the_one_init_writes(tmp_path):
     """The clone runs the very workflow a project of its own does, through the same module."""
     init(tmp_path)
     assert (REPO / "Snakefile").read_text() == (tmp_path / "Snakefile").read_text()
+    profile = "profiles/default/config.yaml"
+    assert yaml.safe_load((REPO / profile).read_text()) == yaml.safe_load((tmp_path / profile).read_text())
 
 
 def test_init_names_your_factories_in_the_config(tmp_path):
@@ -62,8 +64,8 @@ def test_init_twice_refuses_naming_the_files_and_changes_nothing(tmp_path, capsy
     capsys.readouterr()
     assert main(["init", str(tmp_path)]) == 2
     said = capsys.readouterr().err.strip()
-    assert said == f"reprogrid init: {tmp_path} already has Snakefile, config/config.yaml: nothing written " \
-                   "(--force overwrites)"
+    assert said == f"reprogrid init: {tmp_path} already has Snakefile, config/config.yaml, " \
+                   "profiles/default/config.yaml: nothing written (--force overwrites)"
     assert {name: (tmp_path / name).read_bytes() for name in FILES} == before
     assert main(["init", str(tmp_path), "--force"]) == 0
     assert (tmp_path / "config" / "config.yaml").read_bytes() != before["config/config.yaml"]

@@ -1,6 +1,6 @@
 """`reprogrid init [DIR]`: a project of your own gets a Snakefile that uses the packaged
-workflow as a Snakemake module (rules of your own can go beside it) and a commented
-config/config.yaml whose starting grid runs as it is. Existing files are never touched
+workflow as a Snakemake module (rules of your own can go beside it), a commented
+config/config.yaml whose starting grid runs as it is, and the workflow profile the clone has. Existing files are never touched
 unless `force` says so."""
 
 from __future__ import annotations
@@ -68,6 +68,13 @@ library_configs:                      # name -> knobs; unnamed knobs take their 
   numpy_unseeded: {{threads: 1, seed_numpy_global: false}}   # "forgot to seed NumPy"
 '''
 
+PROFILE = """\
+# Snakemake reads this workflow profile on every run here (profiles/default beside the
+# Snakefile). The greedy scheduler: on grids of many short, independent runs, the default
+# ILP scheduler's integer program at every round costs more than it saves.
+scheduler: greedy
+"""
+
 BUILT_IN = {
     "dataset": "dataset: {name: digits, test_fraction: 0.2}   # scikit-learn's digits; or factory: pkg.module:function",
     "model": "model: {name: mlp, hidden: [64], dropout: 0.1}   # mlp | cnn | vae; or factory: pkg.module:function",
@@ -96,7 +103,8 @@ def files(experiment: str, *, data: str | None = None, model: str | None = None,
         parts["training"] = (f"training:\n  factory: {fit}   # fit(run, **kwargs) -> the trained torch.nn.Module\n"
                              "  kwargs: {}")
     runs = 2 * 2 * 2
-    return {"Snakefile": SNAKEFILE, "config/config.yaml": CONFIG.format(runs=runs, experiment=experiment, **parts)}
+    return {"Snakefile": SNAKEFILE, "config/config.yaml": CONFIG.format(runs=runs, experiment=experiment, **parts),
+            "profiles/default/config.yaml": PROFILE}
 
 
 def init(directory: Path, *, force: bool = False, **factories: str | None) -> list[Path]:
