@@ -44,7 +44,7 @@ def test_tax_split_benchmark_splits_a_grid_into_fixed_and_per_run_parts():
     assert {key: len(times) for key, times in result["seconds_each"].items()} == {"1": 2, "2": 2}
     phases = result["phases_of_large"]
     assert set(phases) == {"start_up", "run_jobs", "compare", "audit_report_exit"}
-    assert all(seconds >= 0 for seconds in phases.values())
+    assert all(seconds >= 0 for seconds in phases.values()), phases
     assert sum(phases.values()) == pytest.approx(sum(result["seconds_each"]["2"]) / 2, abs=0.05)
 
 
