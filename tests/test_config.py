@@ -11,14 +11,14 @@ from reprogrid import config as cfg
 from reprogrid.config import schema as config_schema
 from reprogrid.config.tracking_uri import DEFAULT_TRACKING_URI, tracking_uri
 from reprogrid.steps.preflight import check_inputs
-from reprogrid.workflow import SCHEMA
+from reprogrid.workflow import SCHEMA_FILE
 
 
 def validated(config: dict) -> dict:
     """Schema then semantic checks, as the Snakefile does; ConfigError message on failure."""
     config = copy.deepcopy(config)
     try:
-        validate(config, str(SCHEMA))
+        validate(config, str(SCHEMA_FILE))
     except WorkflowError as error:
         raise cfg.ConfigError("?", cfg.schema_error_message(error.__context__)) from None
     cfg.check_config(config)
@@ -75,7 +75,7 @@ EXAMPLES = sorted((REPO / "config" / "examples").glob("*.yaml")) + sorted((REPO 
 def test_every_shipped_example_config_passes_the_schema_and_the_checks(path):
     config = yaml.safe_load(path.read_text())
     cfg.check_finite(config)
-    validate(config, str(SCHEMA))
+    validate(config, str(SCHEMA_FILE))
     cfg.check_config(config)  # (data files and devices are checked where the example runs)
     assert cfg.run_keys(config)
 
@@ -93,7 +93,7 @@ def described(node: dict, path: str = "") -> list[str]:
 
 
 def test_the_schema_describes_every_key_every_source_and_every_mode():
-    schema = yaml.safe_load(SCHEMA.read_text())
+    schema = yaml.safe_load(SCHEMA_FILE.read_text())
     assert described(schema) == []
     for source in cfg.SOURCES:  # the tool's central concept, explained where it is defined
         settings = schema["properties"]["seed_settings"]["additionalProperties"]["properties"]

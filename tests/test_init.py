@@ -11,14 +11,14 @@ from snakemake.utils import validate
 from conftest import REPO, SNAKEMAKE
 from reprogrid import config as cfg
 from reprogrid.cli import main
-from reprogrid.workflow import SCHEMA
+from reprogrid.workflow import SCHEMA_FILE
 from reprogrid.workflow.reprogrid_init import InitError, init
 
 FILES = ["Snakefile", "config/config.yaml", "profiles/default/config.yaml"]
 
 
 def validate_schema(config: dict) -> None:
-    validate(config, str(SCHEMA))
+    validate(config, str(SCHEMA_FILE))
 
 
 def test_init_writes_a_snakefile_using_the_workflow_as_a_module_and_a_config_that_validates(tmp_path):

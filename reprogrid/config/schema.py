@@ -9,9 +9,7 @@ from typing import Any
 
 import yaml
 
-from reprogrid.workflow import SCHEMA
-
-SCHEMA_PATH = SCHEMA  # the schema ships with the workflow
+from reprogrid.workflow import SCHEMA_FILE as SCHEMA_PATH  # the schema ships with the workflow
 
 
 def _schema() -> dict:

@@ -1,12 +1,12 @@
 """reprogrid's Snakemake workflow, shipped inside the package (rules, config schema, report
 captions, the scripts the rules run), so that an installed reprogrid runs a grid from any
-directory: the clone's Snakefile includes it, a project of your own uses it as a module."""
+directory: the clone's Snakefile and a project's (`reprogrid init`) use it as a Snakemake module."""
 
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SNAKEFILE = HERE / "Snakefile"
-SCHEMA = HERE / "schemas" / "config.schema.yaml"
+SCHEMA_FILE = HERE / "schemas" / "config.schema.yaml"
 STEP_SCRIPT = HERE / "scripts" / "step.py"
 DEFAULT_CONFIG = "config/config.yaml"
 
