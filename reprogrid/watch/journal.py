@@ -1,0 +1,43 @@
+"""The watch's write-through journal: one JSON line per event, appended by whichever
+process saw it. Forked DataLoader workers leave through os._exit (no atexit), so what they
+see is written when it happens; events are rare (seeding calls, first draws)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+JOURNAL = "journal.jsonl"
+_OWN = (os.path.dirname(__file__),)
+
+
+def caller(skip: int = 2) -> str:
+    """`file:line` of the first frame outside the watch, from `skip` frames up."""
+    frame = sys._getframe(skip)
+    while frame is not None and frame.f_code.co_filename.startswith(_OWN):
+        frame = frame.f_back
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None else "?"
+
+
+class Journal:
+    def __init__(self, directory: str | Path, main_pid: int):
+        self.path = Path(directory) / JOURNAL
+        self.main_pid = main_pid  # a forked worker inherits this object: it asks its own pid
+        self.step = 0  # the training step the main process has reached (0: before training)
+
+    def write(self, event: dict) -> None:
+        line = json.dumps({**event, "pid": os.getpid(), "main": os.getpid() == self.main_pid, "step": self.step}) + "\n"
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:  # one write of a short line with O_APPEND: lines of two processes never interleave
+            os.write(descriptor, line.encode())
+        finally:
+            os.close(descriptor)
+
+
+def read(directory: str | Path) -> list[dict]:
+    path = Path(directory) / JOURNAL
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

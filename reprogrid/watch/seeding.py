@@ -1,0 +1,105 @@
+"""Seeding calls and first draws, recorded where the script makes them.
+
+A seeding call (`torch.manual_seed(s)`, `np.random.seed(s)`, `random.seed(s)`, ...) is
+journaled with the generator, the value and the caller's `file:line`, and arms that
+generator's first-draw watch: the next draw from NumPy's or Python's global generator
+through their module functions is journaled with its `file:line` too ("drawn in
+augment.py:14 after no seeding"). torch's generator is drawn from in C++ (dropout,
+randperm): its draws show in the per-step trace (`steps.py`), not by line.
+
+The wrappers replace module attributes, so they reach code that looks the functions up
+at call time (`torch.manual_seed(...)`, `np.random.normal(...)`) and code that imports
+them after the watch started, which is all of the script's.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import threading
+
+from reprogrid.watch.journal import Journal, caller
+
+_inside = threading.local()  # torch.manual_seed seeds CUDA itself: journal the outer call only
+
+NUMPY_SEEDING = ("seed",)
+NUMPY_NOT_DRAWS = {"seed", "get_state", "set_state", "RandomState", "Generator", "default_rng", "bit_generator",
+                   "get_bit_generator", "set_bit_generator", "BitGenerator", "SeedSequence", "MT19937", "PCG64",
+                   "PCG64DXSM", "Philox", "SFC64"}
+PYTHON_NOT_DRAWS = {"seed", "getstate", "setstate", "Random", "SystemRandom"}
+
+
+class Watch:
+    """The seeding and first-draw wrappers of one process."""
+
+    def __init__(self, journal: Journal):
+        self.journal = journal
+        self.armed = {"numpy": True, "python": True}  # a first draw before any seeding counts too
+
+    def seeded(self, generator: str, call: str, value, where: str) -> None:
+        self.journal.write({"event": "seed", "generator": generator, "call": call,
+                            "value": value if isinstance(value, (int, type(None))) else repr(value), "where": where})
+        if generator in self.armed:
+            self.armed[generator] = True
+
+    def drew(self, generator: str, call: str) -> None:
+        self.armed[generator] = False
+        self.journal.write({"event": "first_draw", "generator": generator, "call": call, "where": caller(3)})
+
+    def seeding(self, original, generator: str, call: str):
+        @functools.wraps(original)
+        def seeding_call(*args, **kwargs):
+            if getattr(_inside, "active", False):
+                return original(*args, **kwargs)
+            _inside.active = True
+            try:
+                result = original(*args, **kwargs)
+            finally:
+                _inside.active = False
+            value = args[0] if args else kwargs.get("seed", kwargs.get("a", result if call == "torch.seed" else None))
+            self.seeded(generator, call, value, caller(2))
+            return result
+        return seeding_call
+
+    def drawing(self, original, generator: str, call: str):
+        @functools.wraps(original)
+        def draw(*args, **kwargs):
+            if self.armed[generator]:
+                self.drew(generator, call)
+            return original(*args, **kwargs)
+        return draw
+
+    def install_python(self) -> None:
+        random.seed = self.seeding(random.seed, "python", "random.seed")
+        for name in random.__all__:
+            function = getattr(random, name)
+            if name not in PYTHON_NOT_DRAWS and callable(function) and not isinstance(function, type):
+                setattr(random, name, self.drawing(function, "python", f"random.{name}"))
+
+    def install_numpy(self, numpy) -> None:
+        numpy.random.seed = self.seeding(numpy.random.seed, "numpy", "numpy.random.seed")
+        for name in numpy.random.mtrand.__all__:
+            function = getattr(numpy.random, name, None)
+            if name not in NUMPY_NOT_DRAWS and callable(function) and not isinstance(function, type):
+                setattr(numpy.random, name, self.drawing(function, "numpy", f"numpy.random.{name}"))
+        # a function, so wrapping it breaks no isinstance check (RandomState is a class: left alone)
+        numpy.random.default_rng = self._local(numpy.random.default_rng, "numpy.default_rng")
+
+    def install_torch(self, torch) -> None:
+        manual_seed = self.seeding(torch.manual_seed, "torch", "torch.manual_seed")
+        torch.manual_seed = torch.random.manual_seed = manual_seed
+        torch.seed = torch.random.seed = self.seeding(torch.seed, "torch", "torch.seed")
+        for name in ("manual_seed", "manual_seed_all", "seed", "seed_all"):
+            wrapped = self.seeding(getattr(torch.cuda, name), "cuda", f"torch.cuda.{name}")
+            setattr(torch.cuda, name, wrapped)
+            setattr(torch.cuda.random, name, wrapped)
+
+    def _local(self, original, generator: str):
+        """A generator of the script's own, seeded where it is made: journaled as a seeding."""
+        watch = self
+
+        @functools.wraps(original)
+        def made(*args, **kwargs):
+            watch.seeded(generator, generator, args[0] if args else kwargs.get("seed"), caller(2))
+            return original(*args, **kwargs)
+        return made

@@ -1,0 +1,79 @@
+"""After training steps: the optimizers' parameters fingerprinted, and which global
+generators advanced since the last fingerprint (torch's global optimizer step hook, so
+no line of the script changes).
+
+Every step is recorded at first, then sparser (STEPS_EVERY_STEP, then about
+PER_DOUBLING per doubling of the step count), so the record stays small and the first
+divergent step is still found exactly early on, within a short interval later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from reprogrid.inputs import rngtrace
+
+STEPS_EVERY_STEP = 64
+PER_DOUBLING = 32
+
+
+def due(step: int) -> bool:
+    """Whether step `step` (1-based) is fingerprinted."""
+    if step <= STEPS_EVERY_STEP:
+        return True
+    return step % (1 << max(step.bit_length() - PER_DOUBLING.bit_length(), 0)) == 0
+
+
+def fingerprint(parameters) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for parameter in parameters:
+        digest.update(parameter.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def optimizer_parameters(optimizer) -> list:
+    return [p for group in optimizer.param_groups for p in group["params"]]
+
+
+class StepWatch:
+    """Counts every optimizer's steps; fingerprints and traces on the due ones."""
+
+    def __init__(self, journal):
+        self.journal = journal
+        # held to the end: a script's main() returns before the interpreter exits, and the
+        # final parameters are read then (the memory of one model, kept a little longer)
+        self.optimizers: list = []
+        self.steps: list[int] = []
+        self.fingerprints: list[list] = []  # [optimizer index, step, digest]
+        self.intervals: list[list] = []  # [step, generators that advanced since the last due step]
+        self.last = rngtrace.snapshot()
+
+    def index(self, optimizer) -> int:
+        for i, known in enumerate(self.optimizers):
+            if known is optimizer:
+                return i
+        self.optimizers.append(optimizer)
+        self.steps.append(0)
+        return len(self.optimizers) - 1
+
+    def after_step(self, optimizer, args, kwargs) -> None:
+        i = self.index(optimizer)
+        self.steps[i] += 1
+        step = self.steps[i]
+        self.journal.step = max(self.steps)
+        if not due(step):
+            return
+        self.fingerprints.append([i, step, fingerprint(optimizer_parameters(optimizer))])
+        now = rngtrace.snapshot()
+        if i == 0:
+            self.intervals.append([step, rngtrace.advanced(self.last, now)])
+            self.last = now
+
+    def install(self, torch) -> None:
+        from torch.optim.optimizer import register_optimizer_step_post_hook
+
+        register_optimizer_step_post_hook(self.after_step)
+
+    def final_parameters(self) -> list:
+        """The parameters of every optimizer that stepped, in the order they first did."""
+        return [p for optimizer in self.optimizers for p in optimizer_parameters(optimizer)]

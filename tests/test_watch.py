@@ -1,0 +1,114 @@
+"""The watch of a command run, from inside an unchanged script: seeding calls with their
+file:line (in DataLoader workers too), the first draw from NumPy's global generator, the
+optimizer's fingerprints per step, the library configuration applied before line one."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, tiny_config
+from reprogrid import config as cfg
+from reprogrid.watch import ENVIRONMENT
+from reprogrid.watch.journal import read
+from reprogrid.watch.steps import due
+
+SCRIPT = textwrap.dedent("""\
+    import argparse
+
+    import numpy as np
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=0)
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+    x = torch.randn(256, 8)
+    y = (x.sum(1) > 0).long()
+
+
+    def seed_worker(worker_id):
+        np.random.seed(1000 + worker_id)
+
+
+    loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True, num_workers=args.workers,
+                        worker_init_fn=seed_worker if args.workers else None)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(3):
+        for xb, yb in loader:
+            xb = xb + torch.from_numpy(np.random.normal(0, 0.01, xb.shape).astype("float32"))
+            loss = nn.functional.cross_entropy(model(xb), yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+""")
+LINE = {text: number for number, text in enumerate(SCRIPT.splitlines(), 1)}
+SEED_LINE = LINE["torch.manual_seed(args.seed)"]
+AUGMENT_LINE = next(n for t, n in LINE.items() if "np.random.normal" in t)
+WORKER_SEED_LINE = LINE["    np.random.seed(1000 + worker_id)"]
+
+
+def watched(tmp_path: Path, name: str, seeds: dict, *args: str, threads: int = 1) -> Path:
+    """Run the script as `python train.py ARGS` with the watch on; its record folder."""
+    (tmp_path / "train.py").write_text(SCRIPT)
+    record = tmp_path / name
+    record.mkdir()
+    library = cfg.library_knobs(tiny_config(library_configs={"t": {"threads": threads}}), "t")
+    spec = tmp_path / f"{name}.json"
+    spec.write_text(json.dumps({"record_dir": str(record), "seeds": seeds, "library": library}))
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "reprogrid" / "watch" / "site"), str(REPO)]))
+    environment[ENVIRONMENT] = str(spec)
+    done = subprocess.run([sys.executable, "train.py", *args], cwd=tmp_path, env=environment,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return record
+
+
+def test_the_schedule_records_every_early_step_then_about_32_per_doubling():
+    recorded = [s for s in range(1, 4097) if due(s)]
+    assert recorded[:64] == list(range(1, 65))
+    assert all(28 <= len([s for s in recorded if 2 ** k < s <= 2 ** (k + 1)]) <= 33 for k in range(6, 12))
+
+
+def test_the_scripts_seeding_and_its_first_unseeded_numpy_draw_are_named_by_line(tmp_path):
+    record = watched(tmp_path, "run", {"torch": None, "numpy": None, "python": None}, "--seed", "5")
+    events = read(record)
+    script = str((tmp_path / "train.py").resolve())
+    seeds = [e for e in events if e["event"] == "seed"]
+    assert [(e["call"], e["value"], e["where"], e["main"]) for e in seeds] == [
+        ("torch.manual_seed", 5, f"{script}:{SEED_LINE}", True)]
+    [numpy_draw] = [e for e in events if e["event"] == "first_draw" and e["generator"] == "numpy"]
+    assert numpy_draw["where"] == f"{script}:{AUGMENT_LINE}" and numpy_draw["step"] == 0
+    watch = json.loads((record / "watch.json").read_text())
+    assert watch["steps"] == [24] and [f[1] for f in watch["fingerprints"]] == list(range(1, 25))
+    assert all("numpy" in advanced and "torch" in advanced for _, advanced in watch["rng_intervals"][1:])
+    assert watch["library_effective"]["threads"] == 1
+    assert watch["script"] == script and script in watch["code"]
+
+
+def test_seeding_inside_dataloader_workers_is_recorded(tmp_path):
+    record = watched(tmp_path, "run", {"torch": None, "numpy": None, "python": None}, "--seed", "5",
+                     "--workers", "2")
+    script = str((tmp_path / "train.py").resolve())
+    in_workers = [e for e in read(record) if e["event"] == "seed" and not e["main"]]
+    by_script = [e for e in in_workers if e["where"] == f"{script}:{WORKER_SEED_LINE}"]
+    assert sorted(e["value"] for e in by_script) == [1000, 1000, 1000, 1001, 1001, 1001]  # 2 workers, 3 epochs
+    assert {e["call"] for e in in_workers} >= {"torch.manual_seed", "random.seed", "numpy.random.seed"}
+
+
+@pytest.mark.parametrize("numpy_seed, identical", [(11, True), (None, False)])
+def test_fixing_numpys_generator_makes_the_fingerprints_agree(tmp_path, numpy_seed, identical):
+    seeds = {"torch": None, "numpy": numpy_seed, "python": None}
+    runs = [json.loads((watched(tmp_path, f"r{i}", seeds, "--seed", "5") / "watch.json").read_text())
+            for i in (1, 2)]
+    assert (runs[0]["final_fingerprint"] == runs[1]["final_fingerprint"]) is identical
+    if not identical:  # they part at the first step: the augmentation noise is in its batch
+        assert runs[0]["fingerprints"][0] != runs[1]["fingerprints"][0]
