@@ -14,12 +14,13 @@ from conftest import REPO
 
 PACKAGE = REPO / "reprogrid"
 SCRIPTS = PACKAGE / "workflow" / "scripts"  # the rules' entry points: run as scripts, never imported
-# the data flow: a config is resolved, recorded, its inputs built, trained, evaluated,
-# analysed and reported; investigate reads what was recorded; steps are the workflow's
-# rules, jobs run them (in a process or a warm server); cli is the user's command. The
-# packaged workflow comes first: its Python only knows where its files are and writes a project's.
-GROUPS = ["workflow", "config", "record", "inputs", "training", "evaluation", "analysis", "report", "investigate", "steps",
-          "jobs", "cli"]
+# the data flow: a config is resolved, recorded, its inputs built (a training command's
+# watched from inside), trained, evaluated, analysed and reported; investigate reads what
+# was recorded; steps are the workflow's rules, jobs run them (in a process or a warm
+# server); cli is the user's command. The packaged workflow comes first: its Python only
+# knows where its files are and writes a project's.
+GROUPS = ["workflow", "config", "record", "inputs", "watch", "training", "evaluation", "analysis", "report",
+          "investigate", "steps", "jobs", "cli"]
 # what the cheap rules, `snakemake -n`, the audit and compare import never needs torch
 TORCH_FREE_GROUPS = {"workflow", "config", "analysis", "report", "jobs"}
 TORCH_FREE = {"cli", "record.hashing", "record.sealed", "record.envvars", "record.mlflow_store",
