@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from reprogrid.config.command import check_builtin_run, check_command_run, is_command_run
 from reprogrid.config.resolve import _resolve_training, grid_cells, planned_epochs
 from reprogrid.config.schema import SCHEMA, ConfigError, key_path, with_ref_followed
 
@@ -125,6 +126,7 @@ def check_config(config: dict) -> None:
     """Raise ConfigError for what the schema cannot express: names that refer to other
     parts of the config. Assumes a schema-valid dict (sources, modes, knobs and names
     are the schema's to check)."""
+    (check_command_run if is_command_run(config) else check_builtin_run)(config)
     _check_cells(config)
     reference = config.get("reference_libconf")
     if reference is not None and reference not in config["library_configs"]:

@@ -36,9 +36,13 @@ SCHEMA = _schema()
 _PROPERTIES = SCHEMA["properties"]
 _SOURCE_SCHEMAS = {name: with_ref_followed(SCHEMA, node) for name, node in
                    _PROPERTIES["seed_settings"]["additionalProperties"]["properties"].items()}
-SOURCES = tuple(_SOURCE_SCHEMAS)
-SOURCE_MODES = {source: tuple(node["enum"]) for source, node in _SOURCE_SCHEMAS.items()}
-DEFAULT_MODES = {source: node["default"] for source, node in _SOURCE_SCHEMAS.items()}
+# the built-in runs' sources; a training.command run has its own (x-command)
+SOURCES = tuple(name for name, node in _SOURCE_SCHEMAS.items() if not node.get("x-command"))
+SOURCE_MODES = {source: tuple(node["enum"]) for source, node in _SOURCE_SCHEMAS.items() if source in SOURCES}
+DEFAULT_MODES = {source: node["default"] for source, node in _SOURCE_SCHEMAS.items() if source in SOURCES}
+COMMAND_SOURCES = tuple(name for name, node in _SOURCE_SCHEMAS.items() if node.get("x-command"))
+COMMAND_MODES = {source: tuple(_SOURCE_SCHEMAS[source]["enum"]) for source in COMMAND_SOURCES}
+COMMAND_DEFAULT_MODE = "plain"
 LIBRARY_DEFAULTS: dict[str, Any] = {
     knob: node["default"] for knob, node in _PROPERTIES["library_configs"]["additionalProperties"]["properties"].items()
 }

@@ -18,7 +18,7 @@ import zlib
 
 import numpy as np
 
-from reprogrid.config import SOURCES
+from reprogrid.config.schema import SOURCES
 
 SEED_BITS = 32  # what every consumer accepts, NumPy's legacy global seed included
 

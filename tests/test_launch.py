@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reprogrid.watch.command import CommandFailed, environment, filled, read_metrics, run
+from reprogrid.watch.launch import CommandFailed, environment, filled, read_metrics, run
 
 
 def script(tmp_path, body: str) -> str:
