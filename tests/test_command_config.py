@@ -8,7 +8,8 @@ from snakemake.utils import validate
 
 from conftest import tiny_config
 from reprogrid import config as cfg
-from reprogrid.config.command import command_modes, command_seeds
+from reprogrid.config.command import command_modes
+from reprogrid.config.seeds import derive_seeds
 from reprogrid.workflow import SCHEMA
 
 
@@ -71,8 +72,8 @@ def test_a_built_in_run_still_needs_its_dataset():
 
 def test_command_seeds_fixed_repeat_vary_differ_plain_wait_for_the_run_and_sources_are_independent():
     modes = {"script": "fixed", "torch": "vary", "numpy": "plain", "python": "unseeded", "hash": "fixed"}
-    r1, r2 = command_seeds(3, modes, 1), command_seeds(3, modes, 2)
+    r1, r2 = derive_seeds(3, modes, 1), derive_seeds(3, modes, 2)
     assert r1["script"] == r2["script"] and r1["torch"]["seed"] != r2["torch"]["seed"]
     assert r1["numpy"] == {"mode": "plain", "seed": None} and r1["python"] == {"mode": "unseeded", "seed": None}
     assert r1["script"]["seed"] != r1["hash"]["seed"]  # one stream per source
-    assert command_seeds(3, modes | {"numpy": "fixed"}, 1)["torch"] == r1["torch"]  # changing one moves no other
+    assert derive_seeds(3, modes | {"numpy": "fixed"}, 1)["torch"] == r1["torch"]  # changing one moves no other

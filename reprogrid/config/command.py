@@ -14,7 +14,6 @@ from __future__ import annotations
 import string
 
 from reprogrid.config.schema import COMMAND_DEFAULT_MODE, COMMAND_SOURCES, DEFAULT_MODES, LIBRARY_DEFAULTS, SOURCES, ConfigError
-from reprogrid.config.seeds import derive_seed
 
 PLACEHOLDERS = ("seed", "outdir", "replicate")
 TRAINING_KEYS = ("command", "outputs", "timeout_s")
@@ -77,16 +76,8 @@ def check_builtin_run(config: dict) -> None:
 
 
 def command_modes(config: dict, setting: str) -> dict[str, str]:
+    """Every command source's mode for a setting (their seeds: reprogrid.config.seeds.derive_seeds)."""
     modes = config["seed_settings"][setting] or {}
     return {source: modes.get(source, COMMAND_DEFAULT_MODE) for source in COMMAND_SOURCES}
 
 
-def command_seeds(root_seed: int, modes: dict[str, str], replicate: int) -> dict[str, dict]:
-    """{source: {"mode", "seed"}}: fixed and vary derived as every source's are (so a
-    source's seed depends only on its name, mode and replicate); plain and unseeded have
-    none until the run starts and draws one (reprogrid.config.seeds.draw_unseeded)."""
-    if replicate < 1:
-        raise ValueError(f"replicates are counted from 1, got {replicate}")
-    return {source: {"mode": mode, "seed": derive_seed(root_seed, f"command.{source}", replicate if mode == "vary" else 0)
-                     if mode in ("fixed", "vary") else None}
-            for source, mode in modes.items()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from reprogrid.config.command import command_modes, is_command_run
 from reprogrid.config.schema import (
     AUGMENT_DEFAULTS,
     CHECKPOINT_INTERVAL_S,
@@ -54,6 +55,8 @@ def run_keys(config: dict) -> list[str]:
 
 def seed_modes(config: dict, setting: str) -> dict[str, str]:
     """Every source's mode for a setting; unnamed sources take their default."""
+    if is_command_run(config):
+        return command_modes(config, setting)
     return {**DEFAULT_MODES, **(config["seed_settings"][setting] or {})}
 
 
@@ -127,6 +130,11 @@ def resolve_run_config(config: dict, setting: str, libconf: str, replicate: int)
     Its canonical JSON is what the config hash covers. Where the run is logged (tracking
     URI, experiment) is deliberately not part of it.
     """
+    if is_command_run(config):  # the script is its own data, model and loop
+        return copy.deepcopy({"run_key": run_key(setting, libconf, replicate), "setting": setting, "libconf": libconf,
+                              "replicate": replicate, "root_seed": config["root_seed"],
+                              "seed_modes": seed_modes(config, setting), "library": library_knobs(config, libconf),
+                              "training": {"outputs": {}, **config["training"]}})
     training = _resolve_training(config.get("training") or {})
     resolved = {
         "run_key": run_key(setting, libconf, replicate),
@@ -151,6 +159,8 @@ def uses_own_code(config: dict) -> bool:
     """Whether the config names the user's own model, data, loss or training loop (then
     a preflight check imports and calls them before any run is created)."""
     training = config.get("training", {})
+    if is_command_run(config):  # the command itself is the user's code; it runs only as a job
+        return False
     return (dataset_kind(config["dataset"]) in ("factory", "file") or "factory" in config["model"]
             or ":" in str(training.get("loss", "")) or "factory" in training or bool(config.get("evaluation")))
 

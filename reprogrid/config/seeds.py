@@ -18,8 +18,6 @@ import zlib
 
 import numpy as np
 
-from reprogrid.config.schema import SOURCES
-
 SEED_BITS = 32  # what every consumer accepts, NumPy's legacy global seed included
 
 
@@ -33,17 +31,17 @@ def derive_seed(root_seed: int, source: str, stream: int) -> int:
 
 
 def derive_seeds(root_seed: int, modes: dict[str, str], replicate: int) -> dict[str, dict]:
-    """{source: {"mode": ..., "seed": int or None}} for every source.
+    """{source: {"mode": ..., "seed": int or None}} for every source `modes` names (a
+    built-in run's SOURCES, or a training.command run's).
 
     `off` (ulp) still gets a seed so that every run records one per source; nothing
-    draws from it.
+    draws from it. `unseeded` and a command run's `plain` get theirs when the run starts.
     """
     if replicate < 1:
         raise ValueError(f"replicates are counted from 1, got {replicate}")
     seeds = {}
-    for source in SOURCES:
-        mode = modes[source]
-        if mode == "unseeded":
+    for source, mode in modes.items():
+        if mode in ("unseeded", "plain"):
             seed = None
         else:
             seed = derive_seed(root_seed, source, replicate if mode == "vary" else 0)

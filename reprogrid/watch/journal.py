@@ -13,6 +13,15 @@ JOURNAL = "journal.jsonl"
 _OWN = (os.path.dirname(__file__),)
 
 
+LIBRARIES = tuple({os.path.dirname(os.__file__), *(p for p in sys.path if p.endswith(("site-packages", "dist-packages")))})
+
+
+def from_library(where: str) -> bool:
+    """Whether a `file:line` is in the standard library or an installed package (torch's
+    worker seeding, a library's own generators), not in the user's code."""
+    return where.startswith(LIBRARIES)
+
+
 def caller(skip: int = 2) -> str:
     """`file:line` of the first frame outside the watch, from `skip` frames up."""
     frame = sys._getframe(skip)

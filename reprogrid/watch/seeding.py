@@ -18,7 +18,7 @@ import functools
 import random
 import threading
 
-from reprogrid.watch.journal import Journal, caller
+from reprogrid.watch.journal import Journal, caller, from_library
 
 _inside = threading.local()  # torch.manual_seed seeds CUDA itself: journal the outer call only
 
@@ -38,7 +38,8 @@ class Watch:
 
     def seeded(self, generator: str, call: str, value, where: str) -> None:
         self.journal.write({"event": "seed", "generator": generator, "call": call,
-                            "value": value if isinstance(value, (int, type(None))) else repr(value), "where": where})
+                            "value": value if isinstance(value, (int, type(None))) else repr(value), "where": where,
+                            "library": from_library(where)})
         if generator in self.armed:
             self.armed[generator] = True
 
@@ -100,6 +101,8 @@ class Watch:
 
         @functools.wraps(original)
         def made(*args, **kwargs):
-            watch.seeded(generator, generator, args[0] if args else kwargs.get("seed"), caller(2))
+            where = caller(2)
+            if not from_library(where):  # libraries make their own generators at import (scipy): not the script's
+                watch.seeded(generator, generator, args[0] if args else kwargs.get("seed"), where)
             return original(*args, **kwargs)
         return made

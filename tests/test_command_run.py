@@ -1,0 +1,74 @@
+"""A training.command run to its sealed files, on examples/scripts/classify.py run as it
+is: the seeds reprogrid set before its first line, its own seeding by line, NumPy's
+unseeded augmentation found and predicted to break bitwise reproducibility, and fixing
+NumPy's generator making two runs bit-identical."""
+
+import copy
+import json
+import shutil
+
+import pytest
+from snakemake.utils import validate
+
+from conftest import REPO
+from reprogrid import config as cfg
+from reprogrid.config.seeds import derive_seeds
+from reprogrid.record.sealed import read_sealed
+from reprogrid.training.command_run import run_command_train
+from reprogrid.watch.steps import due
+from reprogrid.workflow import SCHEMA
+
+SCRIPT = REPO / "examples" / "scripts" / "classify.py"
+AUGMENT_LINE = next(n for n, line in enumerate(SCRIPT.read_text().splitlines(), 1) if "np.random.normal" in line)
+SEED_LINE = next(n for n, line in enumerate(SCRIPT.read_text().splitlines(), 1) if line.strip() == "torch.manual_seed(args.seed)")
+
+
+def config() -> dict:
+    config = {"experiment": "scripts", "root_seed": 3, "replicates": 2,
+              "training": {"command": "python classify.py --seed {seed} --epochs 2 --out {outdir}",
+                           "outputs": {"metrics": "metrics.json", "model": "model.pt"}, "timeout_s": 300},
+              "seed_settings": {"fixed": {"script": "fixed"}, "fixed_np": {"script": "fixed", "numpy": "fixed"}},
+              "library_configs": {"t1": {"threads": 1}}}
+    validate(config, str(SCHEMA))
+    cfg.check_config(config)
+    return config
+
+
+def trained(project, setting: str, replicate: int) -> dict:
+    grid = config()
+    run_config = cfg.resolve_run_config(grid, setting, "t1", replicate)
+    run_dir = project / "results" / "runs" / run_config["run_key"]
+    run_dir.mkdir(parents=True)
+    (run_dir / "seeds.json").write_text(json.dumps(
+        {"seeds": derive_seeds(grid["root_seed"], run_config["seed_modes"], replicate)}))
+    run_command_train(copy.deepcopy(run_config), run_dir / "seeds.json", run_dir / "trained.pt", run_dir / "train.json")
+    return read_sealed(run_dir / "train.json")
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    shutil.copy(SCRIPT, tmp_path / "classify.py")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_a_fixed_script_seed_with_numpy_unseeded_is_predicted_and_found_to_differ(project):
+    first, second = trained(project, "fixed", 1), trained(project, "fixed", 2)
+    script = str(project / "classify.py")
+    assert [(s["call"], s["value"], s["where"]) for s in first["seeding"] if s["main"] and not s["library"]] == [
+        ("torch.manual_seed", first["seeds"]["script"], f"{script}:{SEED_LINE}")]
+    [draw] = [d for d in first["first_draws"] if d["generator"] == "numpy"]
+    assert draw["where"] == f"{script}:{AUGMENT_LINE}"
+    assert first["expect_bitwise"] is False and "numpy" in first["drawn"]
+    assert first["seeds"]["script"] == second["seeds"]["script"]
+    assert first["hashes"]["weights"] != second["hashes"]["weights"]
+    assert 0.5 < first["metrics"]["test_accuracy"] <= 1
+
+
+def test_fixing_numpys_generator_makes_the_runs_bit_identical(project):
+    first, second = trained(project, "fixed_np", 1), trained(project, "fixed_np", 2)
+    assert first["expect_bitwise"] is True
+    assert first["hashes"]["weights"] == second["hashes"]["weights"]
+    assert first["steps"] == [88]  # 1,400 examples in batches of 32, 2 epochs
+    assert first["fingerprints"] == second["fingerprints"]
+    assert [step for _, step, _ in first["fingerprints"]] == [s for s in range(1, 89) if due(s)]
