@@ -10,7 +10,7 @@ from conftest import tiny_config
 from reprogrid import config as cfg
 from reprogrid.config.command import command_modes
 from reprogrid.config.seeds import derive_seeds
-from reprogrid.workflow import SCHEMA
+from reprogrid.workflow import SCHEMA_FILE
 
 
 def command_config(**overrides) -> dict:
@@ -27,7 +27,7 @@ def command_config(**overrides) -> dict:
 
 def checked(config: dict) -> dict:
     config = copy.deepcopy(config)
-    validate(config, str(SCHEMA))  # as the Snakefile does: defaults filled in
+    validate(config, str(SCHEMA_FILE))  # as the Snakefile does: defaults filled in
     cfg.check_config(config)
     return config
 

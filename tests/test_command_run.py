@@ -16,7 +16,7 @@ from reprogrid.config.seeds import derive_seeds
 from reprogrid.record.sealed import read_sealed
 from reprogrid.training.command_run import run_command_train
 from reprogrid.watch.steps import due
-from reprogrid.workflow import SCHEMA
+from reprogrid.workflow import SCHEMA_FILE
 
 SCRIPT = REPO / "examples" / "scripts" / "classify.py"
 AUGMENT_LINE = next(n for n, line in enumerate(SCRIPT.read_text().splitlines(), 1) if "np.random.normal" in line)
@@ -29,7 +29,7 @@ def config() -> dict:
                            "outputs": {"metrics": "metrics.json", "model": "model.pt"}, "timeout_s": 300},
               "seed_settings": {"fixed": {"script": "fixed"}, "fixed_np": {"script": "fixed", "numpy": "fixed"}},
               "library_configs": {"t1": {"threads": 1}}}
-    validate(config, str(SCHEMA))
+    validate(config, str(SCHEMA_FILE))
     cfg.check_config(config)
     return config
 
