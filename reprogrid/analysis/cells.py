@@ -16,6 +16,11 @@ def first_divergent_epoch(a: RunResult, b: RunResult) -> int | None:
     return divergence.first_divergent_epoch(a.init_weights, a.fingerprints, b.init_weights, b.fingerprints)
 
 
+def first_divergent_step(a: RunResult, b: RunResult) -> int | None:
+    """Training.command runs only: their fingerprints are by optimizer step."""
+    return divergence.first_divergent_step(a.step_fingerprints, b.step_fingerprints) if a.command else None
+
+
 @dataclass
 class Cell:
     """The runs of one cell and their pairwise statistics (None where not applicable)."""
@@ -80,6 +85,7 @@ def pair_row(kind: str, a: RunResult, b: RunResult, measures: dict) -> dict:
         "run_a": a.key, "run_b": b.key, "same_init_weights": a.init_weights == b.init_weights,
         "same_weights": a.weights == b.weights, "same_predictions": a.predictions == b.predictions,
         **measures, "first_divergent_epoch": first_divergent_epoch(a, b),
+        "first_divergent_step": first_divergent_step(a, b),
     }
 
 

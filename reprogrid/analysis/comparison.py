@@ -26,10 +26,10 @@ from reprogrid.record.sealed import write_atomically
 PAIR_COLUMNS = [
     "kind", "setting", "libconf_a", "libconf_b", "run_a", "run_b", "same_init_weights",
     "same_weights", "same_predictions", "disagreement", "logit_correlation", "ensemble_gain",
-    "weight_distance", "first_divergent_epoch", "logit_spearman", "ensemble_ce_gain",
+    "weight_distance", "first_divergent_epoch", "logit_spearman", "ensemble_ce_gain", "first_divergent_step",
 ]
 LIBCONF_COLUMNS = ["libconf", "runs", "train_seconds_median", "relative_to_reference", "reference"]
-INTEGER_COLUMNS = ["runs", "distinct_weights", "distinct_predictions", "first_divergent_epoch"]
+INTEGER_COLUMNS = ["runs", "distinct_weights", "distinct_predictions", "first_divergent_epoch", "first_divergent_step"]
 
 
 

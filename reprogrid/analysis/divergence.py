@@ -18,3 +18,17 @@ def first_divergent_epoch(init_a: str, epochs_a: Sequence[str], init_b: str, epo
     if len(epochs_a) != len(epochs_b):
         return min(len(epochs_a), len(epochs_b)) + 1
     return None
+
+
+def first_divergent_step(steps_a: Sequence[Sequence], steps_b: Sequence[Sequence]) -> int | None:
+    """A training.command run's: the first recorded optimizer step ([step, fingerprint];
+    step 0, the parameters before the first step) whose fingerprints differ, or the first
+    step one run recorded and the other did not; None if the two never part. Steps are
+    recorded every step at first, then sparser (reprogrid.watch.steps.due), so later
+    divergences are found to within the interval since the last recorded step."""
+    b_at = {step: digest for step, digest in steps_b}
+    for step, digest in steps_a:
+        if b_at.get(step) != digest:
+            return step
+    missing = sorted(set(b_at) - {step for step, _ in steps_a})
+    return missing[0] if missing else None

@@ -46,6 +46,9 @@ class RunResult:
     unseeded_drawn: list = field(default_factory=list)  # drawn while training, left unseeded by the libconf
     os_entropy_drawn: list = field(default_factory=list)  # drawn while training, seeded from an unseeded source
     worker_duplicates: list = field(default_factory=list)  # generators loader workers started from in one state
+    command: str = ""  # a training.command run: the command as run
+    step_fingerprints: list = field(default_factory=list)  # a command run's [step, digest], optimizer 0's
+    seeding_story: str = ""  # a command run: what it seeded and drew, in words (reprogrid.analysis.command_story)
 
     @property
     def classifies(self) -> bool:
@@ -80,8 +83,8 @@ def load_run(run_dir: str | Path) -> RunResult:
         raise IntegrityError(f"{run_dir / 'predictions.npz'}: its predictions do not hash to the "
                              f"reprogrid.hash.predictions in {run_dir / 'eval.json'}")
     task = train.get("task", "classification")
-    own_evaluation = "evaluation" in run_config
-    if run_config["model"].get("name") == "vae" or own_evaluation:
+    own_evaluation = "evaluation" in run_config or "command" in train  # metrics of the user's own code
+    if run_config.get("model", {}).get("name") == "vae" or own_evaluation:
         task = "own"  # metrics that need the inputs or the user's code: taken as sealed
     recomputed = metrics_from(outputs, targets, task, run_config.get("training", {}).get("loss", "auto"))
     wrong = disagreements(evaluation["metrics"], recomputed)
@@ -90,7 +93,11 @@ def load_run(run_dir: str | Path) -> RunResult:
                              f"({'; '.join(wrong)}): it was edited after evaluation; rerun evaluate "
                              f"(snakemake --forcerun evaluate {run_dir / 'eval.json'})")
     classifies = "test_accuracy" in recomputed or (own_evaluation and "test_accuracy" in evaluation["metrics"]
-                                                    and outputs.ndim == 2 and outputs.shape[1] > targets.max())
+                                                    and outputs.ndim == 2 and targets.shape == outputs.shape[:1]
+                                                    and len(targets) and outputs.shape[1] > targets.max())
+    if "command" in train:
+        return command_result(train, evaluation, outputs if classifies else None, targets if classifies else None,
+                              run_dir)
     return RunResult(
         key=train["run_key"], setting=run_config["setting"], libconf=run_config["libconf"],
         replicate=run_config["replicate"], expect_bitwise=train["expect_bitwise"],
@@ -120,3 +127,24 @@ def _epochs_drawing(epochs: list[dict]) -> dict[str, int]:
     return counts
 
 
+
+
+def command_result(train: dict, evaluation: dict, logits, labels, run_dir: Path) -> RunResult:
+    """A training.command run: its metrics are the script's own (as sealed), its
+    fingerprints per recorded optimizer step, what varied from what it drew."""
+    from reprogrid.analysis.command_story import seeding_story
+
+    run_config = train["run_config"]
+    return RunResult(
+        key=train["run_key"], setting=run_config["setting"], libconf=run_config["libconf"],
+        replicate=run_config["replicate"], expect_bitwise=train["expect_bitwise"],
+        varied_sources=",".join(train["varied_sources"]), library_unreached="",
+        init_weights=train["hashes"]["init_weights"], weights=train["hashes"]["weights"],
+        predictions=evaluation["hashes"]["predictions"], fingerprints=[],
+        metrics=dict(evaluation["metrics"]), train_seconds=train["train_seconds"],
+        mlflow_run_id=evaluation.get("mlflow_run_id"), rng=train["rng"],
+        logits=logits, labels=labels, weights_path=run_dir / "weights.npy",
+        command=train["command"],
+        step_fingerprints=[[step, digest] for optimizer, step, digest in train["fingerprints"] if optimizer == 0],
+        seeding_story=seeding_story(train),
+    )

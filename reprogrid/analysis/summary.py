@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from reprogrid.analysis import stats
-from reprogrid.analysis.cells import Cell, _mean, first_divergent_epoch
+from reprogrid.analysis.cells import Cell, _mean, first_divergent_epoch, first_divergent_step
 from reprogrid.analysis.runs import RunResult
 from reprogrid.inputs import rngtrace
 from reprogrid.training.prediction import (
@@ -34,6 +34,8 @@ SUMMARY_COLUMNS = [
     "rng_train", "rng_train_epochs", "rng_unseeded", "rng_os_entropy", "worker_rng_duplicated",
     # what the runs never used: varied sources whose stream they never drew; knobs that never reached them
     "unused_sources", "library_unreached",
+    # a training.command run's: where its replicates part, by optimizer step; what it seeded and drew, in words
+    "first_divergent_step", "seeding",
     # regression only
     "test_rmse_mean", "test_rmse_std", "test_rmse_std_ci_low", "test_rmse_std_ci_high",
     "test_rmse_min", "test_rmse_max",
@@ -48,6 +50,8 @@ def cell_row(cell: Cell, all_runs_by_libconf: dict[str, list[RunResult]], refere
     distinct_predictions = len({r.predictions for r in runs})
     divergences = [first_divergent_epoch(runs[a], runs[b]) for a, b in zip(*stats.pairs(n))]
     divergences = [d for d in divergences if d is not None]
+    steps = [first_divergent_step(runs[a], runs[b]) for a, b in zip(*stats.pairs(n))]
+    steps = [s for s in steps if s is not None]
     seconds = float(np.median([r.train_seconds for r in runs]))
     row = {
         "setting": first.setting, "libconf": first.libconf, "runs": n,
@@ -62,6 +66,8 @@ def cell_row(cell: Cell, all_runs_by_libconf: dict[str, list[RunResult]], refere
         "ensemble_gain_mean": _mean(cell.ensemble_gain), "weight_distance_mean": _mean(cell.distance),
         "logit_spearman_mean": _mean(cell.spearman), "ensemble_ce_gain_mean": _mean(cell.ensemble_ce_gain),
         "first_divergent_epoch": min(divergences) if divergences else None,
+        "first_divergent_step": min(steps) if steps else None,
+        "seeding": " | ".join(dict.fromkeys(r.seeding_story for r in runs if r.seeding_story)),
         "varied_sources": first.varied_sources,
         "unused_sources": first.unused_sources,
         "library_unreached": ",".join(dict.fromkeys(k for r in runs for k in r.library_unreached.split(",") if k)),
@@ -79,8 +85,10 @@ def cell_row(cell: Cell, all_runs_by_libconf: dict[str, list[RunResult]], refere
     if rmse is not None:
         row |= _spread("test_rmse", rmse)
     # best of k: by accuracy where there are classes, else by lowest RMSE or test loss
-    primary = accuracy if accuracy is not None else -(rmse if rmse is not None else loss)
-    row |= {f"best_of_{k}_gain": stats.best_of_k_gain(primary, k) for k in BEST_OF}
+    primary = accuracy if accuracy is not None else rmse if rmse is not None else loss
+    if primary is not None:  # a command's metrics file may hold none of these
+        primary = primary if accuracy is not None else -primary
+        row |= {f"best_of_{k}_gain": stats.best_of_k_gain(primary, k) for k in BEST_OF}
     return row
 
 
@@ -98,11 +106,11 @@ def rng_columns(runs: list[RunResult]) -> dict:
         return ",".join(rngtrace.union(lists))
 
     drawn = union(r.rng.get("train", []) for r in runs)
-    epochs = len(runs[0].fingerprints)
+    epochs = len(runs[0].fingerprints)  # none for a training.command run: its trace is by steps
     return {
         "rng_train": drawn,
         "rng_train_epochs": ",".join(f"{g}:{min(r.rng_epochs.get(g, 0) for r in runs)}/{epochs}"
-                                     for g in drawn.split(",") if g),
+                                     for g in drawn.split(",") if g) if epochs else "",
         "rng_unseeded": union(r.unseeded_drawn for r in runs),
         "rng_os_entropy": union(r.os_entropy_drawn for r in runs),
         "worker_rng_duplicated": union(r.worker_duplicates for r in runs),

@@ -33,8 +33,9 @@ def epoch_series(epochs: list[dict]) -> dict[str, dict[int, float]]:
 def run_params(run_config: dict, seeds: dict[str, int]) -> dict:
     """The MLflow params of a grid run (docs/architecture.md, "MLflow keys")."""
     params = {"root_seed": run_config["root_seed"]}
-    params |= {f"seed.{s}": seeds[s] for s in cfg.SOURCES}
-    params |= {f"seed_mode.{s}": run_config["seed_modes"][s] for s in cfg.SOURCES}
+    sources = run_config["seed_modes"]  # a built-in run's SOURCES, or a training.command run's
+    params |= {f"seed.{s}": seeds[s] for s in sources}
+    params |= {f"seed_mode.{s}": sources[s] for s in sources}
     params |= {f"lib.{k}": v for k, v in run_config["library"].items()}
     for section in ("dataset", "model", "training", "augment", "evaluation"):  # as resolved: a fit's training is its own
         for key, value in run_config.get(section, {}).items():
@@ -55,15 +56,23 @@ def run_tags(train: dict, evaluation: dict) -> dict:
         "reprogrid.replicate": run_config["replicate"],
         "reprogrid.expect_bitwise": str(train["expect_bitwise"]).lower(),
         "reprogrid.expect_rerun_bitwise": str(train["expect_rerun_bitwise"]).lower(),
-        "reprogrid.varied_sources": ",".join(varied_sources(run_config, **of_record(train))),
+        "reprogrid.varied_sources": ",".join(train["varied_sources"] if "command" in train
+                                             else varied_sources(run_config, **of_record(train))),
         "reprogrid.version": reprogrid.__version__,
         "reprogrid.executor": train["executor"],
         "reprogrid.task": train["task"],
         "reprogrid.workdir": train["workdir"],
         # MLflow's own: the UI's Source column
         "mlflow.source.type": "LOCAL",
-        "mlflow.source.name": run_config.get("training", {}).get("factory") or "reprogrid built-in loop",
+        "mlflow.source.name": (train.get("command") or run_config.get("training", {}).get("factory")
+                               or "reprogrid built-in loop"),
     }
+    if "command" in train:  # the command as run, placeholders filled in; what it seeded and drew, in words
+        from reprogrid.analysis.command_story import seeding_story
+
+        tags["reprogrid.command"] = train["command"]
+        if seeding_story(train):
+            tags["reprogrid.seeding"] = seeding_story(train)
     if train.get("git_commit"):
         tags["mlflow.source.git.commit"] = train["git_commit"]
     tags |= {f"reprogrid.hash.{k}": v for k, v in (train["hashes"] | evaluation["hashes"]).items()}
@@ -87,7 +96,7 @@ def run_tags(train: dict, evaluation: dict) -> dict:
             tags[f"reprogrid.checkpoint_{problem}"] = ",".join(train["checkpoints"][problem])
     if train["slurm_job_id"]:  # which cluster job trained it
         tags["reprogrid.slurm_job_id"] = train["slurm_job_id"]
-    if train["data_file"]:  # the file as read, beside the hash of what it yielded
+    if train.get("data_file"):  # the file as read, beside the hash of what it yielded
         tags |= {"reprogrid.data.file_sha256": train["data_file"]["sha256"],
                  "reprogrid.data.file_size": train["data_file"]["size"]}
     return tags
@@ -97,7 +106,8 @@ def record_run(train: dict, evaluation: dict, tracking_path, files: list[str | P
                extra_tags: dict | None = None) -> str:
     """Write the MLflow run of a trained and evaluated run; return its id. `files` are
     logged as artifacts beside the records; `training_data` (features, targets) is the
-    split that train.json's data hash covers, logged as the run's dataset input.
+    split that train.json's data hash covers, logged as the run's dataset input (None for
+    a training.command run, whose data the script reads itself).
 
     The run exists RUNNING only while it is being written (a fraction of a second).
     A recorder killed in that window leaves it so; the next attempt at the same key
@@ -125,9 +135,11 @@ def record_run(train: dict, evaluation: dict, tracking_path, files: list[str | P
         metrics={"train_seconds": train["train_seconds"], **evaluation["metrics"]},
         series=epoch_series(train["epochs"]),
     )
-    features, targets = training_data
-    mlflow_runs.log_dataset(client, run_id, name=train["dataset_record"]["name"], features=features, targets=targets,
-                         sha256=train["hashes"]["data"], source_path=train["dataset_record"]["source_path"])
+    if training_data is not None:  # a training.command run reads its data itself: none to log
+        features, targets = training_data
+        mlflow_runs.log_dataset(client, run_id, name=train["dataset_record"]["name"], features=features,
+                                targets=targets, sha256=train["hashes"]["data"],
+                                source_path=train["dataset_record"]["source_path"])
     mlflow_runs.log_artifacts(client, run_id, {
         "run_config.json": run_config, "env.json": train["env"], "library.json": train["library_effective"],
         "train.json": train, "eval.json": evaluation,

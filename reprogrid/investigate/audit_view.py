@@ -16,6 +16,8 @@ def render(report: Report, tracking_uri: str) -> str:
         lines.append(f"{cell['setting'] + ' × ' + cell['libconf']:<34} {runs:>7} "
                      f"{'bitwise' if cell['expect_bitwise'] else '-':>8} {cell['distinct_weights']:>8} "
                      f"{cell['distinct_predictions']:>6}  {cell['verdict']}")
+        if cell.get("seeding"):  # a training.command run's: what it seeded and drew
+            lines.append(f"    {cell['seeding']}")
     lines.append("")
     if len(report.origins) == 1:
         lines.append(f"recorded from: {next(iter(report.origins))}")

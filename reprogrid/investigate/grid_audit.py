@@ -12,10 +12,10 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from reprogrid.config import SOURCES
+from reprogrid.config.schema import COMMAND_SOURCES
 from reprogrid.investigate.attempts import check_attempts, check_resumes, divergence_epoch
 from reprogrid.investigate.run_record import (
     FINISHED,
-    HASHES,
     RUNNING,
     Report,
     RunRecord,
@@ -74,8 +74,9 @@ def _check_records(report, grid_runs):
     for record in grid_runs:
         if record.status != FINISHED:
             continue
-        missing = [f"reprogrid.hash.{h}" for h in HASHES if not record.hash(h)]
-        missing += [f"seed.{s}" for s in SOURCES if f"seed.{s}" not in record.params]
+        missing = [f"reprogrid.hash.{h}" for h in record.hashes_due if not record.hash(h)]
+        sources = COMMAND_SOURCES if record.command else SOURCES
+        missing += [f"seed.{s}" for s in sources if f"seed.{s}" not in record.params]
         if missing:
             report.violation("incomplete", f"{record.key}: MLflow run {record.run_id} lacks "
                              + ", ".join(missing), key=record.key, run_id=record.run_id)
@@ -105,6 +106,9 @@ def _check_cells(report, current, grid, fingerprints):
             "distinct_predictions": len({r.hash("predictions") for r in runs}),
         }
         row["verdict"] = _cell_verdict(expect, runs, groups)
+        stories = dict.fromkeys(r.tags["reprogrid.seeding"] for r in runs if r.tags.get("reprogrid.seeding"))
+        if stories:  # a training.command run's seeding and draws, in words (its MLflow tag)
+            row["seeding"] = " | ".join(stories)
         report.cells.append(row)
         if expect and len(groups) > 1:
             reference = max(groups.values(), key=len)[0]

@@ -37,6 +37,16 @@ class RunRecord:
     def cell(self) -> tuple[str, str]:
         return self.tags.get("reprogrid.setting", ""), self.tags.get("reprogrid.libconf", "")
 
+    @property
+    def command(self) -> str | None:
+        """A training.command run's command as run (None for reprogrid's own training)."""
+        return self.tags.get("reprogrid.command")
+
+    @property
+    def hashes_due(self) -> tuple[str, ...]:
+        """The hashes its record must hold: a command reads its data itself, so none of data."""
+        return tuple(h for h in HASHES if h != "data") if self.command else HASHES
+
     def hash(self, name: str) -> str | None:
         return self.tags.get(f"reprogrid.hash.{name}")
 

@@ -88,6 +88,8 @@ def lessons(summary: pd.DataFrame, divergences: pd.DataFrame) -> list[Markup]:
         if css in ("warn", "violated"):
             out.append(Markup("{}: {}.").format(cell_name(row), text))
     out += [sentence for _, row in summary.iterrows() if (sentence := unused_in_words(row))]
+    out += [Markup("{}: {}.").format(cell_name(row), row["seeding"]) for _, row in summary.iterrows()
+            if not missing(row.get("seeding")) and row.get("seeding")]
     return out + parting_by_cause(divergences)
 
 
@@ -138,7 +140,9 @@ def drawn_in_words(row) -> Markup | None:
         return None
     counts = dict(item.split(":") for item in _listed(row.get("rng_train_epochs")) if ":" in item)
     coverage = {g: counts.get(g, "?/?").split("/") for g in drawn}
-    if all(k == n for k, n in coverage.values()):
+    if not counts:  # a training.command run's trace is by optimizer step, not epoch
+        what = _names(drawn)
+    elif all(k == n for k, n in coverage.values()):
         what = Markup("{}, in every epoch").format(_names(drawn))
     else:
         what = _and([f"{rngtrace.NAMES[g]} in {k} of {n} epochs" for g, (k, n) in coverage.items()])

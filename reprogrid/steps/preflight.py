@@ -21,7 +21,8 @@ def check_inputs(config: dict) -> None:
     naming the key."""
     check_device(config)
     check_cpu_capabilities(config)
-    check_dataset_file(config["dataset"])
+    if "dataset" in config:  # a training.command run reads its data itself
+        check_dataset_file(config["dataset"])
 
 
 def check_cpu_capabilities(config: dict) -> None:

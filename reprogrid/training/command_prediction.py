@@ -17,9 +17,10 @@ FIXED = ("fixed",)
 
 def drawn_generators(watch: dict, events: list[dict]) -> list[str]:
     """Global generators the run drew from: advanced between fingerprinted steps, or drawn
-    from through NumPy's and Python's module functions (before training too)."""
+    from through NumPy's and Python's module functions or torch's drawing functions (before
+    training too)."""
     drawn = {g for _, advanced in watch.get("rng_intervals", []) for g in advanced}
-    drawn |= {e["generator"] for e in events if e["event"] == "first_draw"}
+    drawn |= {e["generator"] for e in events if e["event"] in ("first_draw", "draw_site")}
     return sorted(GENERATOR_OF_CALL.get(g, g) for g in drawn if GENERATOR_OF_CALL.get(g, g) in ("torch", "numpy", "python"))
 
 
@@ -40,3 +41,12 @@ def expect_command_bitwise(seed_modes: dict, seeds: dict, watch: dict, events: l
         if source != "constant" and seed_modes[source] not in FIXED:
             return False
     return True
+
+
+def varied_command_sources(seed_modes: dict, seeds: dict, watch: dict, events: list[dict]) -> list[str]:
+    """Sources that make the run's replicates differ: the governing source of a generator
+    it drew from, where that source is not fixed."""
+    varied = {source for generator in drawn_generators(watch, events)
+              for source, _ in [governing(generator, events, seeds["script"])]
+              if source != "constant" and seed_modes[source] not in FIXED}
+    return sorted(varied)

@@ -13,13 +13,14 @@ from reprogrid.config.seeds import draw_unseeded
 from reprogrid.record.git_head import head_commit
 from reprogrid.record.hashing import code_digest, config_digest, file_digest, text_digest, weights_digest
 from reprogrid.record.sealed import read_json, write_atomically, write_json, write_sealed
-from reprogrid.training.command_prediction import drawn_generators, expect_command_bitwise
+from reprogrid.training.command_prediction import drawn_generators, expect_command_bitwise, varied_command_sources
 from reprogrid.watch import journal, launch
 from reprogrid.watch.hook import FINAL_WEIGHTS, WATCH_JSON
 from reprogrid.watch.launch import CommandFailed
 
 log = logging.getLogger("reprogrid")
 WATCH_DIR = "watch"
+OUTPUT_DIR = "output"  # the command's {outdir}: its own files never meet the ones reprogrid's steps write
 HASH_SEED_MAX = 2**32 - 1  # PYTHONHASHSEED's range
 
 
@@ -50,23 +51,38 @@ def code_labels(files: dict[str, str], script: str) -> dict[str, str]:
     return {str(Path(path).relative_to(root)): digest for path, digest in files.items()}
 
 
+def output_digests(run_key: str, outdir: Path, outputs: dict) -> dict[str, str]:
+    """sha256 of each declared output the command wrote (evaluate refuses one changed since)."""
+    digests = {}
+    for kind, name in outputs.items():
+        if not (outdir / name).is_file():
+            raise CommandFailed(f"run {run_key}: training.command wrote no {kind} file {outdir / name} "
+                                f"(training.outputs.{kind})")
+        digests[kind] = file_digest(outdir / name)
+    return digests
+
+
 def run_command_train(run_config: dict, seeds_path, model_path, train_json_path, log_path=None,
                       kind: str = "run") -> dict:
     import torch
 
+    from reprogrid.inputs.library import mismatches
+    from reprogrid.record import mlflow_store as tracking
     from reprogrid.record.environment import environment_record, record_digest
 
+    started_ms = tracking.now_ms()
     run_key, training = run_config["run_key"], run_config["training"]
-    outdir = Path(train_json_path).resolve().parent
-    record_dir = outdir / WATCH_DIR
-    shutil.rmtree(record_dir, ignore_errors=True)  # an earlier attempt's journal must not mix in
-    record_dir.mkdir(parents=True)
+    run_dir = Path(train_json_path).resolve().parent
+    outdir, record_dir = run_dir / OUTPUT_DIR, run_dir / WATCH_DIR
+    for earlier in (outdir, record_dir):  # an earlier attempt's files must not mix in
+        shutil.rmtree(earlier, ignore_errors=True)
+        earlier.mkdir(parents=True)
     seeds = draw_unseeded(read_json(seeds_path)["seeds"])
     spec = record_dir / "spec.json"
     write_json(spec, {"record_dir": str(record_dir), "library": run_config["library"],
                       "seeds": {g: seeds[g] for g in ("torch", "numpy", "python")}})
     command = launch.filled(training["command"], seeds["script"], outdir, run_config["replicate"])
-    log_file = Path(log_path) if log_path else outdir / "command.log"
+    log_file = Path(log_path) if log_path else run_dir / "command.log"
     started = time.monotonic()
     launch.run(run_key, command, launch.environment(spec, seeds["hash"] % HASH_SEED_MAX), log_file, Path.cwd(),
                training.get("timeout_s"))
@@ -75,9 +91,12 @@ def run_command_train(run_config: dict, seeds_path, model_path, train_json_path,
         raise CommandFailed(f"run {run_key}: the command ended without reprogrid's watch record ({record_dir / WATCH_JSON}):"
                             f" is it a Python script run with `python`? log {log_file}: {launch.last_lines(log_file)}")
     watch = read_json(record_dir / WATCH_JSON)
+    # the hash source's seed, recorded as seed.hash: not part of the library state
+    watch["library_effective"].get("env_vars", {}).pop("PYTHONHASHSEED", None)
     events = journal.read(record_dir)
     outputs = training.get("outputs") or {}
     metrics = launch.read_metrics(run_key, outdir / outputs["metrics"]) if "metrics" in outputs else {}
+    written = output_digests(run_key, outdir, outputs)
     state = final_state(run_key, outdir, record_dir, outputs)
     write_atomically(model_path, lambda partial: torch.save(state, partial))
     env = environment_record()
@@ -86,19 +105,28 @@ def run_command_train(run_config: dict, seeds_path, model_path, train_json_path,
         "config": config_digest(run_config),
         "env": record_digest(env),
         "library": record_digest(watch["library_effective"]),
+        # the first optimizer's parameters before its first step (a fingerprint, not a state_dict's hash)
+        "init_weights": watch["initial_fingerprint"] or "",
         "weights": weights_digest(state),
     }
+    expected = expect_command_bitwise(run_config["seed_modes"], seeds, watch, events)
     record = {
         "run_key": run_key, "kind": kind, "run_config": run_config, "seeds": seeds,
-        "seed_modes": run_config["seed_modes"], "command": command,
-        "expect_bitwise": expect_command_bitwise(run_config["seed_modes"], seeds, watch, events),
+        "seed_modes": run_config["seed_modes"], "command": command, "script": watch["script"],
+        "expect_bitwise": expected, "expect_rerun_bitwise": expected,
+        "varied_sources": varied_command_sources(run_config["seed_modes"], seeds, watch, events),
         "drawn": drawn_generators(watch, events),
+        "rng": {"train": drawn_generators(watch, events)},  # as a built-in run's: its MLflow tag reprogrid.rng.train
         "seeding": [e for e in events if e["event"] == "seed"],
         "first_draws": [e for e in events if e["event"] == "first_draw"],
+        "draw_sites": [e for e in events if e["event"] == "draw_site"],  # lines that drew from torch's generator
         "steps": watch["steps"], "fingerprints": watch["fingerprints"], "rng_intervals": watch["rng_intervals"],
-        "metrics": metrics, "hashes": hashes,
+        "metrics": metrics, "hashes": hashes, "outputs": written,
         "files": {"model.pt": file_digest(model_path)},
-        "train_seconds": seconds, "library_effective": watch["library_effective"], "env": env,
+        "train_seconds": seconds, "started_ms": started_ms, "epochs": [],
+        "library_effective": watch["library_effective"],
+        "library_mismatch": mismatches(run_config["library"], watch["library_effective"]),
+        "determinism_warnings": [], "task": "own", "data_file": None, "executor": "command", "env": env,
         "workdir": os.getcwd(), "git_commit": head_commit(os.getcwd()), "log": str(log_file),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
     }

@@ -96,6 +96,7 @@ def _finish(spec: dict, steps) -> None:
         "steps": steps.steps,
         "fingerprints": steps.fingerprints,
         "rng_intervals": steps.intervals,
+        "initial_fingerprint": steps.initial_fingerprint(),
         "final_fingerprint": fingerprint(parameters) if parameters else None,
         "code": {path: file_digest(path) for path in code_files(script)} if script else {},
         "script": str(Path(script).resolve()) if script else None,

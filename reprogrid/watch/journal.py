@@ -30,6 +30,25 @@ def caller(skip: int = 2) -> str:
     return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None else "?"
 
 
+_NOT_USERS: dict[str, bool] = {}  # file -> in the watch, the standard library or a package (asked once per file)
+
+
+def _not_user(filename: str) -> bool:
+    known = _NOT_USERS.get(filename)
+    if known is None:
+        known = _NOT_USERS[filename] = filename.startswith(_OWN) or from_library(filename) or filename.startswith("<")
+    return known
+
+
+def user_frame(skip: int = 2):
+    """The first frame in the user's code (outside the watch, the standard library and
+    installed packages): the script's line that made a library draw; None if there is none."""
+    frame = sys._getframe(skip)
+    while frame is not None and _not_user(frame.f_code.co_filename):
+        frame = frame.f_back
+    return frame
+
+
 class Journal:
     def __init__(self, directory: str | Path, main_pid: int):
         self.path = Path(directory) / JOURNAL

@@ -4,8 +4,11 @@ A seeding call (`torch.manual_seed(s)`, `np.random.seed(s)`, `random.seed(s)`, .
 journaled with the generator, the value and the caller's `file:line`, and arms that
 generator's first-draw watch: the next draw from NumPy's or Python's global generator
 through their module functions is journaled with its `file:line` too ("drawn in
-augment.py:14 after no seeding"). torch's generator is drawn from in C++ (dropout,
-randperm): its draws show in the per-step trace (`steps.py`), not by line.
+augment.py:14 after no seeding"). torch's global generator is drawn from through many
+functions and tensor methods (dropout, randn_like, a DataLoader's shuffle, weight
+initialisation): each line of the user's code that makes one of them draw from it is
+journaled once per seeding, as a draw site ("vae.py:30 (randn_like)"); draws with an
+explicit `generator=` are not the global generator's and are left out.
 
 The wrappers replace module attributes, so they reach code that looks the functions up
 at call time (`torch.manual_seed(...)`, `np.random.normal(...)`) and code that imports
@@ -16,9 +19,10 @@ from __future__ import annotations
 
 import functools
 import random
+import sys
 import threading
 
-from reprogrid.watch.journal import Journal, caller, from_library
+from reprogrid.watch.journal import Journal, caller, from_library, user_frame
 
 _inside = threading.local()  # torch.manual_seed seeds CUDA itself: journal the outer call only
 
@@ -27,6 +31,16 @@ NUMPY_NOT_DRAWS = {"seed", "get_state", "set_state", "RandomState", "Generator",
                    "get_bit_generator", "set_bit_generator", "BitGenerator", "SeedSequence", "MT19937", "PCG64",
                    "PCG64DXSM", "Philox", "SFC64"}
 PYTHON_NOT_DRAWS = {"seed", "getstate", "setstate", "Random", "SystemRandom"}
+# what draws from torch's global generator, where a script reaches it
+TORCH_DRAWS = ("rand", "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like", "normal",
+               "bernoulli", "multinomial", "poisson")
+TORCH_FUNCTIONAL_DRAWS = ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
+                          "rrelu", "gumbel_softmax")
+# a draw made by torch itself for the user, named by what it is for
+LIBRARY_DRAWS = {"torch.utils.data.sampler": "DataLoader shuffle", "torch.utils.data.dataloader": "DataLoader base seed",
+                 "torch.nn.init": "weight initialisation",
+                 "torch.nn.modules.dropout": "dropout"}
+TENSOR_DRAWS = ("random_", "uniform_", "normal_", "bernoulli_", "exponential_", "geometric_", "cauchy_", "log_normal_")
 
 
 class Watch:
@@ -35,6 +49,7 @@ class Watch:
     def __init__(self, journal: Journal):
         self.journal = journal
         self.armed = {"numpy": True, "python": True}  # a first draw before any seeding counts too
+        self.torch_sites: set = set()  # (code, line) of calls that drew from torch's generator since its seeding
 
     def seeded(self, generator: str, call: str, value, where: str) -> None:
         self.journal.write({"event": "seed", "generator": generator, "call": call,
@@ -42,6 +57,8 @@ class Watch:
                             "library": from_library(where)})
         if generator in self.armed:
             self.armed[generator] = True
+        if generator == "torch":
+            self.torch_sites = set()
 
     def drew(self, generator: str, call: str) -> None:
         self.armed[generator] = False
@@ -86,7 +103,32 @@ class Watch:
         # a function, so wrapping it breaks no isinstance check (RandomState is a class: left alone)
         numpy.random.default_rng = self._local(numpy.random.default_rng, "numpy.default_rng")
 
+    def torch_drawing(self, original, call: str):
+        """A draw from torch's global generator: its user-code site journaled once per seeding."""
+        watch = self
+
+        @functools.wraps(original)
+        def draw(*args, **kwargs):
+            if kwargs.get("generator") is None:
+                direct, frame = sys._getframe(1), user_frame(2)
+                key = (frame.f_code, frame.f_lineno, direct.f_code) if frame is not None else None
+                if key not in watch.torch_sites:  # a line seen since the last seeding: a set lookup
+                    watch.torch_sites.add(key)
+                    where = f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None else "?"
+                    what = LIBRARY_DRAWS.get(direct.f_globals.get("__name__", ""), call)
+                    watch.journal.write({"event": "draw_site", "generator": "torch", "where": where, "call": what})
+            return original(*args, **kwargs)
+        return draw
+
     def install_torch(self, torch) -> None:
+        import torch.nn.functional as functional
+
+        for name in TORCH_DRAWS:
+            setattr(torch, name, self.torch_drawing(getattr(torch, name), name))
+        for name in TORCH_FUNCTIONAL_DRAWS:
+            setattr(functional, name, self.torch_drawing(getattr(functional, name), name))
+        for name in TENSOR_DRAWS:  # torch.Tensor is a Python class: its methods can be replaced
+            setattr(torch.Tensor, name, self.torch_drawing(getattr(torch.Tensor, name), f"Tensor.{name}"))
         manual_seed = self.seeding(torch.manual_seed, "torch", "torch.manual_seed")
         torch.manual_seed = torch.random.manual_seed = manual_seed
         torch.seed = torch.random.seed = self.seeding(torch.seed, "torch", "torch.seed")

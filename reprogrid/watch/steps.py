@@ -44,7 +44,7 @@ class StepWatch:
         # final parameters are read then (the memory of one model, kept a little longer)
         self.optimizers: list = []
         self.steps: list[int] = []
-        self.fingerprints: list[list] = []  # [optimizer index, step, digest]
+        self.fingerprints: list[list] = []  # [optimizer index, step, digest]; step 0: before its first step
         self.intervals: list[list] = []  # [step, generators that advanced since the last due step]
         self.last = rngtrace.snapshot()
 
@@ -55,6 +55,15 @@ class StepWatch:
         self.optimizers.append(optimizer)
         self.steps.append(0)
         return len(self.optimizers) - 1
+
+    def before_step(self, optimizer, args, kwargs) -> None:
+        """The parameters an optimizer starts from, fingerprinted before its first step."""
+        if not any(known is optimizer for known in self.optimizers):
+            self.fingerprints.append([self.index(optimizer), 0, fingerprint(optimizer_parameters(optimizer))])
+
+    def initial_fingerprint(self) -> str | None:
+        """The first optimizer's parameters before its first step: the run's initial weights."""
+        return next((digest for i, step, digest in self.fingerprints if i == 0 and step == 0), None)
 
     def after_step(self, optimizer, args, kwargs) -> None:
         i = self.index(optimizer)
@@ -70,8 +79,9 @@ class StepWatch:
             self.last = now
 
     def install(self, torch) -> None:
-        from torch.optim.optimizer import register_optimizer_step_post_hook
+        from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
+        register_optimizer_step_pre_hook(self.before_step)
         register_optimizer_step_post_hook(self.after_step)
 
     def final_parameters(self) -> list:

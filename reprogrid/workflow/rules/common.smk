@@ -72,7 +72,7 @@ TRACKING_URI = tracking_uri(config)
 TRACKING_FILE = "results/tracking.json"
 RUN_KEYS = cfg.run_keys(config)
 # a file dataset is an input of every train job: editing the file retrains
-DATA_FILES = [config["dataset"]["path"]] if "path" in config["dataset"] else []
+DATA_FILES = [config["dataset"]["path"]] if "path" in config.get("dataset", {}) else []
 RUN_DIR = "results/runs/{setting}/{libconf}/r{replicate}"
 # Each rule's job: `step.py STEP LOG NAME=VALUE ...` (see reprogrid/jobs/runner.py). A shell
 # job rather than `script:`: it starts a bare Python, and torch-heavy steps go to a warm

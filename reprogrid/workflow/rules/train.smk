@@ -26,4 +26,5 @@ rule train:
             model_path="output.model",
             train_json_path="output.record",
             cpu_capability="params.cpu_capability",
+            log_path="log",  # a training.command's own output goes there too
         )
