@@ -2,7 +2,7 @@
 # Every figure in benchmarks/RESULTS.md and the README, measured side by side in one run
 # (about an hour on 2 cores), or the sections named:
 #   benchmarks/run_all.sh [small medium medium-20 own_loop tax_split loop_split execute_scale
-#                          scale audit_scale diverge checkpoint ablation instability]
+#                          scale audit_scale diverge checkpoint watch ablation instability]
 # Writes one JSON document per section into benchmarks/results/, each with the commit it
 # measured ("+changes": the code differed from that commit), the machine into
 # machine.json, then RESULTS.md.
@@ -29,7 +29,7 @@ stamped() {
     mv "$out/$name.json.partial" "$out/$name.json"
 }
 
-for section in ${*:-small medium medium-20 own_loop tax_split loop_split execute_scale scale audit_scale diverge checkpoint ablation instability}; do
+for section in ${*:-small medium medium-20 own_loop tax_split loop_split execute_scale scale audit_scale diverge checkpoint watch ablation instability}; do
     case $section in
     small) stamped small python benchmarks/overhead.py small --cores 2 ;;
     medium) stamped medium python benchmarks/overhead.py medium --cores 2 --workflow-cores 2 1 ;;
@@ -42,6 +42,7 @@ for section in ${*:-small medium medium-20 own_loop tax_split loop_split execute
     audit_scale) stamped audit_scale python benchmarks/audit_scale.py --runs 10000 ;;
     diverge) stamped diverge python benchmarks/diverge_time.py ;;
     checkpoint) stamped checkpoint python benchmarks/checkpoint_cost.py ;;
+    watch) stamped watch_overhead python benchmarks/watch_overhead.py --epochs 20 --rounds 5 ;;
     ablation) benchmarks/ablation.sh ;;
     instability)
         benchmarks/instability.sh

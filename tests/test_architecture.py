@@ -19,7 +19,7 @@ SCRIPTS = PACKAGE / "workflow" / "scripts"  # the rules' entry points: run as sc
 # was recorded; steps are the workflow's rules, jobs run them (in a process or a warm
 # server); cli is the user's command. The packaged workflow comes first: its Python only
 # knows where its files are and writes a project's.
-GROUPS = ["workflow", "config", "record", "inputs", "watch", "training", "evaluation", "analysis", "report",
+GROUPS = ["workflow", "config", "record", "inputs", "watch", "training", "evaluation", "command", "analysis", "report",
           "investigate", "steps", "jobs", "cli"]
 # what the cheap rules, `snakemake -n`, the audit and compare import never needs torch
 TORCH_FREE_GROUPS = {"workflow", "config", "analysis", "report", "jobs"}

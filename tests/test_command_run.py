@@ -14,7 +14,7 @@ from conftest import REPO
 from reprogrid import config as cfg
 from reprogrid.config.seeds import derive_seeds
 from reprogrid.record.sealed import read_sealed
-from reprogrid.training.command_run import run_command_train
+from reprogrid.command.run import run_command_train
 from reprogrid.watch.steps import due
 from reprogrid.workflow import SCHEMA_FILE
 

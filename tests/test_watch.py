@@ -111,4 +111,33 @@ def test_fixing_numpys_generator_makes_the_fingerprints_agree(tmp_path, numpy_se
             for i in (1, 2)]
     assert (runs[0]["final_fingerprint"] == runs[1]["final_fingerprint"]) is identical
     if not identical:  # they part at the first step: the augmentation noise is in its batch
-        assert runs[0]["fingerprints"][0] != runs[1]["fingerprints"][0]
+        assert runs[0]["fingerprints"][0] == runs[1]["fingerprints"][0]  # step 0: the same initial weights
+        assert runs[0]["fingerprints"][1] != runs[1]["fingerprints"][1]
+
+
+def test_each_line_that_draws_from_torchs_generator_is_named_with_what_drew(tmp_path):
+    record = watched(tmp_path, "run", {"torch": None, "numpy": None, "python": None}, "--seed", "5")
+    script = str((tmp_path / "train.py").resolve())
+    sites = {(e["where"], e["call"]) for e in read(record) if e["event"] == "draw_site" and e["main"]}
+    model_line = next(n for t, n in LINE.items() if t.startswith("model = nn.Sequential"))
+    loop_line = LINE["    for xb, yb in loader:"]
+    forward_line = next(n for t, n in LINE.items() if "model(xb)" in t)
+    assert {(f"{script}:{LINE['x = torch.randn(256, 8)']}", "randn"),
+            (f"{script}:{model_line}", "weight initialisation"),
+            (f"{script}:{loop_line}", "DataLoader shuffle"),
+            (f"{script}:{forward_line}", "dropout")} <= sites
+    # journaled once per line and seeding, not once per draw: three epochs of shuffles and dropout, one entry each
+    for line, call in ((loop_line, "DataLoader shuffle"), (forward_line, "dropout")):
+        assert len([e for e in read(record) if e["event"] == "draw_site" and e["call"] == call
+                    and e["where"] == f"{script}:{line}"]) == 1
+
+
+def test_a_sitecustomize_the_watch_shadows_still_runs(tmp_path):
+    own = tmp_path / "own_site"
+    own.mkdir()
+    (own / "sitecustomize.py").write_text("import os\nos.environ['USER_SITECUSTOMIZE_RAN'] = 'yes'\n")
+    (tmp_path / "show.py").write_text("import os\nprint(os.environ.get('USER_SITECUSTOMIZE_RAN'))\n")
+    path = os.pathsep.join([str(REPO / "reprogrid" / "watch" / "site"), str(REPO), str(own)])
+    done = subprocess.run([sys.executable, "show.py"], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=path),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "yes", done.stderr

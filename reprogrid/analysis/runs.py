@@ -48,7 +48,7 @@ class RunResult:
     worker_duplicates: list = field(default_factory=list)  # generators loader workers started from in one state
     command: str = ""  # a training.command run: the command as run
     step_fingerprints: list = field(default_factory=list)  # a command run's [step, digest], optimizer 0's
-    seeding_story: str = ""  # a command run: what it seeded and drew, in words (reprogrid.analysis.command_story)
+    seeding_story: str = ""  # a command run: what it seeded and drew, in words (reprogrid.command.story, sealed in its train.json)
 
     @property
     def classifies(self) -> bool:
@@ -132,8 +132,6 @@ def _epochs_drawing(epochs: list[dict]) -> dict[str, int]:
 def command_result(train: dict, evaluation: dict, logits, labels, run_dir: Path) -> RunResult:
     """A training.command run: its metrics are the script's own (as sealed), its
     fingerprints per recorded optimizer step, what varied from what it drew."""
-    from reprogrid.analysis.command_story import seeding_story
-
     run_config = train["run_config"]
     return RunResult(
         key=train["run_key"], setting=run_config["setting"], libconf=run_config["libconf"],
@@ -146,5 +144,5 @@ def command_result(train: dict, evaluation: dict, logits, labels, run_dir: Path)
         logits=logits, labels=labels, weights_path=run_dir / "weights.npy",
         command=train["command"],
         step_fingerprints=[[step, digest] for optimizer, step, digest in train["fingerprints"] if optimizer == 0],
-        seeding_story=seeding_story(train),
+        seeding_story=train["seeding_story"],
     )

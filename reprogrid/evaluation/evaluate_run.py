@@ -54,11 +54,6 @@ def run_evaluate(train_json_path, model_path, tracking_path, eval_json_path, pre
     from reprogrid.record.hashing import predictions_digest, tensor_to_numpy
 
     train_record = read_sealed(train_json_path)
-    if "command" in train_record:  # a training.command run evaluated itself
-        from reprogrid.evaluation.command_evaluate import run_command_evaluate
-
-        return run_command_evaluate(train_record, train_json_path, model_path, tracking_path, eval_json_path,
-                                    predictions_path, weights_path, extra_tags)
     run_config, key = train_record["run_config"], train_record["run_key"]
     state = load_checked_state(model_path, train_record, train_json_path)
     apply_library(run_config["library"])

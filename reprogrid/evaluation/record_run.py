@@ -68,11 +68,9 @@ def run_tags(train: dict, evaluation: dict) -> dict:
                                or "reprogrid built-in loop"),
     }
     if "command" in train:  # the command as run, placeholders filled in; what it seeded and drew, in words
-        from reprogrid.analysis.command_story import seeding_story
-
         tags["reprogrid.command"] = train["command"]
-        if seeding_story(train):
-            tags["reprogrid.seeding"] = seeding_story(train)
+        if train["seeding_story"]:
+            tags["reprogrid.seeding"] = train["seeding_story"]
     if train.get("git_commit"):
         tags["mlflow.source.git.commit"] = train["git_commit"]
     tags |= {f"reprogrid.hash.{k}": v for k, v in (train["hashes"] | evaluation["hashes"]).items()}

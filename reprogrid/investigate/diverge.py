@@ -57,6 +57,10 @@ def load_record(client, run_id: str) -> dict:
     run = mlflow_runs.run_summary(client, run_id)
     if run["tags"].get("reprogrid.kind") not in ("run", "replay"):
         raise DivergeError(f"run {run_id} is not a reprogrid grid run")
+    if run["tags"].get("reprogrid.command"):
+        raise DivergeError(f"run {run_id} ran a training.command: `reprogrid diverge` does not localise command "
+                           "runs yet; summary.csv's first_divergent_step names the optimizer step where a cell's "
+                           "replicates part, and its seeding column what each drew from")
     train = mlflow_runs.load_json_artifact(client, run_id, "train.json")
     recorded = run["tags"].get("reprogrid.workdir")
     return {"run_id": run_id, "tags": run["tags"], "train": train, "run_config": train["run_config"],

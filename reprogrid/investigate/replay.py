@@ -21,8 +21,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reprogrid.analysis.divergence import first_divergent_epoch
-from reprogrid.config import SOURCES
+from reprogrid.analysis.divergence import first_divergent_epoch, first_divergent_step
 from reprogrid.config.seeds import derive_seeds
 from reprogrid.record import mlflow_runs
 from reprogrid.record import mlflow_store as tracking
@@ -45,11 +44,14 @@ class Comparison:
     changed_inputs: list[str] = field(default_factory=list)
     first_divergent_epoch: int | None = None
     epochs_compared: int = 0
+    first_divergent_step: int | None = None  # a training.command run's (reprogrid.watch.steps)
+    steps_compared: int | None = None
     notes: list[str] = field(default_factory=list)  # what differs about the replay, in words
 
     @property
     def outputs_equal(self) -> bool:
-        return all(self.original[h] == self.replayed[h] for h in OUTPUTS) and self.first_divergent_epoch is None
+        return (all(self.original[h] == self.replayed[h] for h in OUTPUTS) and self.first_divergent_epoch is None
+                and self.first_divergent_step is None)
 
     @property
     def verdict(self) -> str:
@@ -86,10 +88,15 @@ def capability_notes(original: dict, replayed: dict) -> list[str]:
             f"cpu_capability in its library configuration to record runs on a path other CPUs have)"]
 
 
+def step_fingerprints(train_record: dict) -> list[list]:
+    """A training.command run's [step, fingerprint] of its first optimizer."""
+    return [[step, digest] for optimizer, step, digest in train_record["fingerprints"] if optimizer == 0]
+
+
 def recorded_seeds(run: dict, train_record: dict) -> dict[str, int]:
     """The integer seed of every source, as both the params and train.json recorded it."""
     seeds = train_record["seeds"]
-    for source in SOURCES:
+    for source in train_record["seed_modes"]:  # a built-in run's SOURCES, or a training.command run's
         param = run["params"].get(f"seed.{source}")
         if param is None or int(param) != seeds[source]:
             raise ReplayError(f"run {run['run_id']}: param seed.{source}={param} disagrees with its "
@@ -144,11 +151,10 @@ def replay(run_id: str, tracking_uri: str, scratch: str | Path | None = None,
         work.mkdir(parents=True, exist_ok=True)
         modes = run_config["seed_modes"]
         write_json(work / "seeds.json", {"run_key": run_config["run_key"], "root_seed": run_config["root_seed"],
-                                         "seeds": {s: {"mode": modes[s], "seed": seeds[s]} for s in SOURCES}})
+                                         "seeds": {s: {"mode": modes[s], "seed": seeds[s]} for s in modes}})
         write_json(work / "tracking.json", {"tracking_uri": tracking_uri, "experiment": run["experiment"],
                                             "experiment_id": run["experiment_id"]})
-        from reprogrid.evaluation.evaluate_run import run_evaluate
-        from reprogrid.training.train_run import run_train
+        from reprogrid.command.dispatch import run_evaluate, run_train
 
         replayed = run_train(run_config, work / "seeds.json", work / "model.pt", work / "train.json", kind="replay")
         evaluation = run_evaluate(work / "train.json", work / "model.pt", work / "tracking.json",
@@ -159,13 +165,19 @@ def replay(run_id: str, tracking_uri: str, scratch: str | Path | None = None,
         replayed["hashes"] | evaluation["hashes"], [e["weights"] for e in replayed["epochs"]],
         seed_derivation_changed(run_config, seeds),
     )
+    if "command" in train_record:  # fingerprinted by optimizer step, not by epoch
+        comparison.first_divergent_step = first_divergent_step(step_fingerprints(train_record),
+                                                               step_fingerprints(replayed))
+        comparison.steps_compared = len(step_fingerprints(train_record))
     comparison.notes += capability_notes(train_record, replayed)
     mlflow_runs.set_tags(client, evaluation["mlflow_run_id"], {
         "reprogrid.replay.verdict": comparison.verdict,
         "reprogrid.replay.first_divergent_epoch": "" if comparison.first_divergent_epoch is None
         else comparison.first_divergent_epoch,
         "reprogrid.replay.changed_inputs": ",".join(comparison.changed_inputs),
-    })
+    } | ({} if comparison.steps_compared is None else {  # a training.command run's
+        "reprogrid.replay.first_divergent_step": "" if comparison.first_divergent_step is None
+        else comparison.first_divergent_step}))
     return comparison, evaluation["mlflow_run_id"], run_config["run_key"]
 
 
@@ -174,9 +186,14 @@ def render(comparison: Comparison, run_id: str, key: str, replay_run_id: str) ->
     for name in (*INPUTS, *OUTPUTS):
         a, b = comparison.original[name] or "-", comparison.replayed[name] or "-"
         lines.append(f"{name:<14} {a[:12]:<14} {b[:12]:<14} {'same' if a == b else 'DIFFERENT'}")
-    epoch = comparison.first_divergent_epoch
-    lines.append(f"{'epochs':<14} {comparison.epochs_compared} compared: "
-                 + ("identical" if epoch is None else f"first divergent epoch {epoch}"))
+    if comparison.steps_compared is not None:  # a training.command run: by recorded optimizer step
+        step = comparison.first_divergent_step
+        lines.append(f"{'steps':<14} {comparison.steps_compared} recorded steps compared: "
+                     + ("identical" if step is None else f"first divergent step {step}"))
+    else:
+        epoch = comparison.first_divergent_epoch
+        lines.append(f"{'epochs':<14} {comparison.epochs_compared} compared: "
+                     + ("identical" if epoch is None else f"first divergent epoch {epoch}"))
     verdict = comparison.verdict
     if comparison.changed_inputs:
         verdict += f" ({', '.join(comparison.changed_inputs)})"

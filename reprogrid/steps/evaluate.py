@@ -1,6 +1,6 @@
 """Step `evaluate`: evaluate one trained run, seal its outputs and record it in MLflow
-(reprogrid.evaluation.evaluate_run)."""
+(reprogrid.command.dispatch: reprogrid's evaluation, or a command's own outputs)."""
 
-from reprogrid.evaluation.evaluate_run import run_evaluate
+from reprogrid.command.dispatch import run_evaluate
 
 __all__ = ["run_evaluate"]

@@ -110,14 +110,9 @@ def resume_in_fresh_process(arguments: dict) -> dict:
     return read_json(arguments["train_json_path"])
 
 
-def run_train(run_config: dict, seeds_path, model_path, train_json_path, kind: str = "run", log_path=None) -> dict:
+def run_train(run_config: dict, seeds_path, model_path, train_json_path, kind: str = "run") -> dict:
     """Train one run (`kind`: "run" for the grid, "replay" for a replay); write model.pt
-    and the sealed train.json; return the record. A training.command run runs the user's
-    command, its output going to `log_path` (reprogrid.training.command_run)."""
-    if "command" in run_config["training"]:
-        from reprogrid.training.command_run import run_command_train
-
-        return run_command_train(run_config, seeds_path, model_path, train_json_path, log_path, kind)
+    and the sealed train.json; return the record."""
     import torch
 
     from reprogrid.inputs.data import digits_path, load_split

@@ -43,6 +43,20 @@ LIBRARY_DRAWS = {"torch.utils.data.sampler": "DataLoader shuffle", "torch.utils.
 TENSOR_DRAWS = ("random_", "uniform_", "normal_", "bernoulli_", "exponential_", "geometric_", "cauchy_", "log_normal_")
 
 
+def _training_parameter(function) -> tuple[int | None, bool]:
+    """(position, default) of a `training` parameter, or (None, True): the function always draws."""
+    import inspect
+
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature
+        return None, True
+    for position, parameter in enumerate(parameters):
+        if parameter.name == "training":
+            return position, parameter.default
+    return None, True
+
+
 class Watch:
     """The seeding and first-draw wrappers of one process."""
 
@@ -104,12 +118,16 @@ class Watch:
         numpy.random.default_rng = self._local(numpy.random.default_rng, "numpy.default_rng")
 
     def torch_drawing(self, original, call: str):
-        """A draw from torch's global generator: its user-code site journaled once per seeding."""
+        """A draw from torch's global generator: its user-code site journaled once per seeding.
+        Dropout and rrelu draw only when training (`nn.Dropout` in eval mode passes False)."""
         watch = self
+        training_at, training_default = _training_parameter(original)
 
         @functools.wraps(original)
         def draw(*args, **kwargs):
-            if kwargs.get("generator") is None:
+            training = (args[training_at] if training_at is not None and len(args) > training_at
+                        else kwargs.get("training", training_default))
+            if kwargs.get("generator") is None and training:
                 direct, frame = sys._getframe(1), user_frame(2)
                 key = (frame.f_code, frame.f_lineno, direct.f_code) if frame is not None else None
                 if key not in watch.torch_sites:  # a line seen since the last seeding: a set lookup

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from reprogrid.inputs.rngtrace import NAMES
-from reprogrid.training.command_prediction import governing
+from reprogrid.command.governing import governing
 
 MODE_WORDS = {"fixed": "fixed", "vary": "varied per replicate", "plain": "plain, a new seed every run",
               "unseeded": "unseeded, a new seed every run"}

@@ -13,7 +13,8 @@ from reprogrid.config.seeds import draw_unseeded
 from reprogrid.record.git_head import head_commit
 from reprogrid.record.hashing import code_digest, config_digest, file_digest, text_digest, weights_digest
 from reprogrid.record.sealed import read_json, write_atomically, write_json, write_sealed
-from reprogrid.training.command_prediction import drawn_generators, expect_command_bitwise, varied_command_sources
+from reprogrid.command.governing import drawn_generators, expect_command_bitwise, varied_command_sources
+from reprogrid.command.story import seeding_story
 from reprogrid.watch import journal, launch
 from reprogrid.watch.hook import FINAL_WEIGHTS, WATCH_JSON
 from reprogrid.watch.launch import CommandFailed
@@ -100,8 +101,9 @@ def run_command_train(run_config: dict, seeds_path, model_path, train_json_path,
     state = final_state(run_key, outdir, record_dir, outputs)
     write_atomically(model_path, lambda partial: torch.save(state, partial))
     env = environment_record()
+    code = code_labels(watch["code"], watch["script"]) if watch["script"] else {}
     hashes = {
-        "code": code_digest(code_labels(watch["code"], watch["script"])) if watch["script"] else text_digest(command),
+        "code": code_digest(code) if code else text_digest(command),
         "config": config_digest(run_config),
         "env": record_digest(env),
         "library": record_digest(watch["library_effective"]),
@@ -113,6 +115,7 @@ def run_command_train(run_config: dict, seeds_path, model_path, train_json_path,
     record = {
         "run_key": run_key, "kind": kind, "run_config": run_config, "seeds": seeds,
         "seed_modes": run_config["seed_modes"], "command": command, "script": watch["script"],
+        "code_files": code,  # the script and what it imported from its folder, by path relative to it
         "expect_bitwise": expected, "expect_rerun_bitwise": expected,
         "varied_sources": varied_command_sources(run_config["seed_modes"], seeds, watch, events),
         "drawn": drawn_generators(watch, events),
@@ -130,6 +133,7 @@ def run_command_train(run_config: dict, seeds_path, model_path, train_json_path,
         "workdir": os.getcwd(), "git_commit": head_commit(os.getcwd()), "log": str(log_file),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
     }
+    record["seeding_story"] = seeding_story(record)
     record = write_sealed(train_json_path, record)
     log.info("ran %s's command in %.2f s: weights %s", run_key, seconds, hashes["weights"][:12])
     return record

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from reprogrid.record.hashing import file_digest
-from reprogrid.record.sealed import IntegrityError, write_atomically, write_sealed
+from reprogrid.record.sealed import IntegrityError, read_sealed, write_atomically, write_sealed
 
 log = logging.getLogger("reprogrid")
 
@@ -18,7 +18,7 @@ log = logging.getLogger("reprogrid")
 def command_predictions(run_dir: Path, train_record: dict, train_json_path) -> tuple[np.ndarray, np.ndarray]:
     """(outputs, labels) from `outputs.predictions`: an .npz with `logits` and `labels`, or an
     .npy of outputs alone (no labels); empty arrays when the command writes none."""
-    from reprogrid.training.command_run import OUTPUT_DIR
+    from reprogrid.command.run import OUTPUT_DIR
 
     name = (train_record["run_config"]["training"].get("outputs") or {}).get("predictions")
     if name is None:
@@ -42,12 +42,13 @@ def command_predictions(run_dir: Path, train_record: dict, train_json_path) -> t
         return stored["logits"].astype(np.float32), np.asarray(stored["labels"])
 
 
-def run_command_evaluate(train_record: dict, train_json_path, model_path, tracking_path, eval_json_path,
-                         predictions_path, weights_path=None, extra_tags: dict | None = None) -> dict:
+def run_command_evaluate(train_json_path, model_path, tracking_path, eval_json_path, predictions_path,
+                         weights_path=None, extra_tags: dict | None = None) -> dict:
     from reprogrid.evaluation.evaluate_run import load_checked_state
     from reprogrid.evaluation.record_run import record_run
     from reprogrid.record.hashing import predictions_digest, tensor_to_numpy
 
+    train_record = read_sealed(train_json_path)
     state = load_checked_state(model_path, train_record, train_json_path)
     outputs, labels = command_predictions(Path(train_json_path).parent, train_record, train_json_path)
     write_atomically(predictions_path, lambda partial: np.savez(partial, logits=outputs, labels=labels))
