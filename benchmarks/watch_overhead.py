@@ -4,15 +4,19 @@ training step on examples/scripts/classify.py with 20 epochs).
 The same command is run plainly and with reprogrid's watch on (seeding and draw sites
 journaled, optimizer fingerprints on the schedule, the library configuration applied,
 final parameters and code hashed at exit), alternating, `--rounds` times each, both with
-one thread and the same seeds. Each is run with `--epochs 0` too, so that start-up (the
-watch imports torch and NumPy before the script, which imports them anyway) is told apart
-from the per-step cost:
+one thread and the same seeds. A timer on both runs' PYTHONPATH (benchmarks/step_timer)
+notes when each optimizer step ends, so the time per training step is read inside the
+process, apart from start-up (imports: torch, its compiler stack the optimizer imports,
+scikit-learn, some 10 s here, which the watch adds to by importing torch and NumPy
+first); the whole process is timed too.
 
-    per-step overhead = (watched(E) - watched(0)) / (plain(E) - plain(0)) - 1
+    per-step overhead = median over rounds of (watched step time / plain step time) - 1
 
-Medians over rounds. Prints one JSON document.
+where a run's step time is (last step's end - first step's end) / (steps - 1), the mean
+over every step (fingerprinted ones included), and each round runs the two side by side.
+Prints one JSON document.
 
-    python benchmarks/watch_overhead.py --epochs 20 --rounds 5
+    python benchmarks/watch_overhead.py --epochs 20 --rounds 7
 """
 
 from __future__ import annotations
@@ -35,43 +39,55 @@ SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "scripts" / "classif
 STEPS_PER_EPOCH = 44  # 1400 training examples in batches of 32
 
 
-def timed(command: list[str], env: dict, cwd: Path) -> float:
+TIMER = Path(__file__).resolve().parent / "step_timer"
+
+
+def timed(command: list[str], env: dict, cwd: Path) -> tuple[float, float]:
+    """(whole process seconds, seconds per training step)."""
+    times = cwd / "step_times.json"
+    env = env | {"STEP_TIMES": str(times),
+                 "PYTHONPATH": os.pathsep.join(filter(None, [env.get("PYTHONPATH"), str(TIMER)]))}
     started = time.perf_counter()
     subprocess.run(command, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    return time.perf_counter() - started
+    whole = time.perf_counter() - started
+    ends = json.loads(times.read_text())
+    return whole, (ends[-1] - ends[0]) / (len(ends) - 1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         shutil.copy(SCRIPT, work / "classify.py")
         library = cfg.LIBRARY_DEFAULTS | {"threads": 1, "interop_threads": 1}
         plain_env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="1")
-        times: dict[str, list[float]] = {f"{how}_{e}": [] for how in ("plain", "watched") for e in (0, args.epochs)}
+        whole: dict[str, list[float]] = {"plain": [], "watched": []}
+        per_step: dict[str, list[float]] = {"plain": [], "watched": []}
+        command = [sys.executable, "classify.py", "--seed", "1", "--epochs", str(args.epochs), "--out", "out"]
         for round_ in range(args.rounds):
-            for epochs in (0, args.epochs):
-                command = [sys.executable, "classify.py", "--seed", "1", "--epochs", str(epochs), "--out", "out"]
-                times[f"plain_{epochs}"].append(timed(command, plain_env, work))
-                record = work / f"watch-{round_}-{epochs}"
-                record.mkdir()
-                spec = record / "spec.json"
-                spec.write_text(json.dumps({"record_dir": str(record), "library": library,
-                                            "seeds": {"torch": 1, "numpy": 1, "python": 1}}))
-                times[f"watched_{epochs}"].append(timed(command, launch.environment(spec, 1), work))
-    median = {name: statistics.median(values) for name, values in times.items()}
-    plain_training = median[f"plain_{args.epochs}"] - median["plain_0"]
-    watched_training = median[f"watched_{args.epochs}"] - median["watched_0"]
+            record = work / f"watch-{round_}"
+            record.mkdir()
+            spec = record / "spec.json"
+            spec.write_text(json.dumps({"record_dir": str(record), "library": library,
+                                        "seeds": {"torch": 1, "numpy": 1, "python": 1}}))
+            for how, env in (("plain", plain_env), ("watched", launch.environment(spec, 1))):
+                seconds, step = timed(command, env, work)
+                whole[how].append(seconds)
+                per_step[how].append(step)
+    ratios = [watched / plain for plain, watched in zip(per_step["plain"], per_step["watched"])]
+    median_step = {how: statistics.median(values) for how, values in per_step.items()}
+    median_whole = {how: statistics.median(values) for how, values in whole.items()}
     print(json.dumps({
         "script": "examples/scripts/classify.py", "epochs": args.epochs, "rounds": args.rounds,
         "steps": args.epochs * STEPS_PER_EPOCH, "threads": 1,
-        "seconds": times, "median_seconds": median,
-        "per_step_overhead": watched_training / plain_training - 1,
-        "whole_process_overhead": median[f"watched_{args.epochs}"] / median[f"plain_{args.epochs}"] - 1,
-        "start_up_seconds_added": median["watched_0"] - median["plain_0"],
+        "seconds_per_step": per_step, "whole_process_seconds": whole,
+        "median_seconds_per_step": median_step, "median_whole_process_seconds": median_whole,
+        "per_step_ratios": ratios,
+        "per_step_overhead": statistics.median(ratios) - 1,
+        "whole_process_overhead": median_whole["watched"] / median_whole["plain"] - 1,
         "target_per_step_overhead": 0.03,
         "command": f"python benchmarks/watch_overhead.py --epochs {args.epochs} --rounds {args.rounds}",
     }, indent=1))
