@@ -12,9 +12,9 @@ from snakemake.utils import validate
 
 from conftest import REPO
 from reprogrid import config as cfg
+from reprogrid.command.run import run_command_train
 from reprogrid.config.seeds import derive_seeds
 from reprogrid.record.sealed import read_sealed
-from reprogrid.command.run import run_command_train
 from reprogrid.watch.steps import due
 from reprogrid.workflow import SCHEMA_FILE
 

@@ -48,7 +48,7 @@ class RunResult:
     worker_duplicates: list = field(default_factory=list)  # generators loader workers started from in one state
     command: str = ""  # a training.command run: the command as run
     step_fingerprints: list = field(default_factory=list)  # a command run's [step, digest], optimizer 0's
-    seeding_story: str = ""  # a command run: what it seeded and drew, in words (reprogrid.command.story, sealed in its train.json)
+    seeding_story: str = ""  # a command run: what it seeded and drew, in words (reprogrid.command.story)
 
     @property
     def classifies(self) -> bool:

@@ -9,12 +9,12 @@ import shutil
 import time
 from pathlib import Path
 
+from reprogrid.command.governing import drawn_generators, expect_command_bitwise, varied_command_sources
+from reprogrid.command.story import seeding_story
 from reprogrid.config.seeds import draw_unseeded
 from reprogrid.record.git_head import head_commit
 from reprogrid.record.hashing import code_digest, config_digest, file_digest, text_digest, weights_digest
 from reprogrid.record.sealed import read_json, write_atomically, write_json, write_sealed
-from reprogrid.command.governing import drawn_generators, expect_command_bitwise, varied_command_sources
-from reprogrid.command.story import seeding_story
 from reprogrid.watch import journal, launch
 from reprogrid.watch.hook import FINAL_WEIGHTS, WATCH_JSON
 from reprogrid.watch.launch import CommandFailed

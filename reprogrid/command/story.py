@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 
-from reprogrid.inputs.rngtrace import NAMES
 from reprogrid.command.governing import governing
+from reprogrid.inputs.rngtrace import NAMES
 
 MODE_WORDS = {"fixed": "fixed", "vary": "varied per replicate", "plain": "plain, a new seed every run",
               "unseeded": "unseeded, a new seed every run"}

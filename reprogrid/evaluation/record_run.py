@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 
 import reprogrid
-from reprogrid import config as cfg
 from reprogrid.training.prediction import of_record, unused_sources, varied_sources
 
 log = logging.getLogger("reprogrid")
