@@ -186,8 +186,8 @@ def test_resumable_refuses_what_it_cannot_checkpoint_and_a_second_call():
 
 
 def test_an_interrupt_at_or_after_the_last_epoch_is_refused_by_key():
-    config = {"training": {"epochs": 4}, "seed_settings": {"s": {}},
-              "library_configs": {"late": {"interrupt_after_epoch": 4}}}
+    config = {"dataset": {"name": "digits"}, "model": {"name": "mlp"}, "training": {"epochs": 4},
+              "seed_settings": {"s": {}}, "library_configs": {"late": {"interrupt_after_epoch": 4}}}
     with pytest.raises(ConfigError, match=r"library_configs.late.interrupt_after_epoch: 4 is not before the last "
                                           r"epoch \(training.epochs is 4\)"):
         check_config(config)
