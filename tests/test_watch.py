@@ -141,3 +141,33 @@ def test_a_sitecustomize_the_watch_shadows_still_runs(tmp_path):
     done = subprocess.run([sys.executable, "show.py"], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=path),
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "yes", done.stderr
+
+
+def test_seeding_through_python_numpy_generators_and_cuda_is_recorded_by_line(tmp_path):
+    script = textwrap.dedent("""\
+        import random
+
+        import numpy as np
+        import torch
+
+        random.seed(3)
+        rng = np.random.default_rng(4)
+        torch.cuda.manual_seed_all(5)
+        np.random.seed(6)
+    """)
+    (tmp_path / "seeds.py").write_text(script)
+    record = tmp_path / "run"
+    record.mkdir()
+    library = cfg.library_knobs(tiny_config(library_configs={"t": {"threads": 1}}), "t")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"record_dir": str(record), "library": library,
+                                "seeds": {"torch": None, "numpy": None, "python": None}}))
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "reprogrid" / "watch" / "site"), str(REPO)]))
+    environment[ENVIRONMENT] = str(spec)
+    done = subprocess.run([sys.executable, "seeds.py"], cwd=tmp_path, env=environment, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    where = str((tmp_path / "seeds.py").resolve())
+    assert [(e["call"], e["value"], e["where"]) for e in read(record) if e["event"] == "seed"] == [
+        ("random.seed", 3, f"{where}:6"), ("numpy.default_rng", 4, f"{where}:7"),
+        ("torch.cuda.manual_seed_all", 5, f"{where}:8"), ("numpy.random.seed", 6, f"{where}:9")]

@@ -26,7 +26,6 @@ from reprogrid.watch.journal import Journal, caller, from_library, user_frame
 
 _inside = threading.local()  # torch.manual_seed seeds CUDA itself: journal the outer call only
 
-NUMPY_SEEDING = ("seed",)
 NUMPY_NOT_DRAWS = {"seed", "get_state", "set_state", "RandomState", "Generator", "default_rng", "bit_generator",
                    "get_bit_generator", "set_bit_generator", "BitGenerator", "SeedSequence", "MT19937", "PCG64",
                    "PCG64DXSM", "Philox", "SFC64"}
