@@ -107,7 +107,12 @@ def test_the_classifier_is_found_not_bitwise_for_numpys_unseeded_augmentation_an
     assert "recorded steps compared: identical" in replay.stdout and "verdict: bitwise" in replay.stdout
     diverge = subprocess.run([str(REPROGRID), "diverge", first, second, "--tracking-uri", uri], cwd=tmp_path,
                              capture_output=True, text=True, timeout=600)
-    assert diverge.returncode != 0 and "does not localise command runs yet" in diverge.stdout + diverge.stderr
+    assert diverge.returncode == 1, diverge.stdout + diverge.stderr  # 1: diverged, localised
+    # re-run with the probe: the augmentation's NumPy noise enters the first step from outside torch
+    assert diverge.stdout.startswith("diverged at step 1, input\ncause: input (generator: numpy)\n")
+    assert f"(from `numpy`, drawn at {augment} by numpy.random.normal)" in diverge.stdout
+    excerpt = readme.split("<!-- diverge-of-classify: begin -->")[1].split("<!-- diverge-of-classify: end -->")[0]
+    assert [line for line in excerpt.splitlines() if line and not line.startswith("```")] == diverge.stdout.splitlines()
 
 
 def test_the_vaes_latent_noise_and_shuffle_are_torchs_and_follow_the_seed(tmp_path):

@@ -83,6 +83,8 @@ HANDED_OUT_SOURCES = {"loader.order": "order", "loader.workers": "augment"}
 def random_generator(records: list[dict], drawn_from: str | None) -> tuple[str | None, str]:
     """The generator a random op drew from, named by its source where the runs' seeds of
     that source differ; and those words for the detail."""
+    if "command" in records[0]["train"]:
+        return command_random_generator(records, drawn_from)
     if drawn_from in (None, "global"):
         device = "cuda" if records[0]["run_config"]["library"]["device"] == "cuda" else "torch"
         source = differing_source(records, "dropout")
@@ -101,6 +103,8 @@ def input_generator(records: list[dict]) -> str | None:
     """Where values that enter torch from outside (NumPy, Python, a file) differ: an
     unseeded global generator the runs drew from, else a source whose seeds differ and
     that feeds NumPy's or Python's generators."""
+    if "command" in records[0]["train"]:
+        return next(iter(command_varied(records) - {"script", "torch"}), None)
     return next(iter(_unseeded(records)), None) or differing_source(records, "augment", "order", "sampling")
 
 
@@ -124,7 +128,7 @@ def what_differs(records: list[dict]) -> str | None:
     if keys:
         return "config differs: " + ", ".join(f"{k} ({flat_a.get(k)!r} against {flat_b.get(k)!r})" for k in keys)
     hashes = [r["train"]["hashes"] for r in records]
-    changed = [name for name in ("data", "code") if hashes[0][name] != hashes[1][name]]
+    changed = [name for name in ("data", "code") if hashes[0].get(name) != hashes[1].get(name)]  # a command: no data
     return f"{' and '.join(changed)} differ{'s' if len(changed) == 1 else ''}" if changed else None
 
 
@@ -132,7 +136,8 @@ def root_cause(records: list[dict], ops: list[dict], epoch: int, step: int, phas
     """The cause, from the first aligned operation of the step whose outputs differ."""
     found_op = root_cause_op(ops[0]["ops"], ops[1]["ops"])
     if found_op is None:
-        return not_localised(f"step {step} of epoch {epoch} differs in {phase}, but no operation of the step gives "
+        of_epoch = f" of epoch {epoch}" if epoch is not None else ""
+        return not_localised(f"step {step}{of_epoch} differs in {phase}, but no operation of the step gives "
                              "different outputs in the two runs", epoch, step, phase)
     op_a, _, inputs_match = found_op
     name, where = op_a["op"], op_a["module"] or None
@@ -141,7 +146,7 @@ def root_cause(records: list[dict], ops: list[dict], epoch: int, step: int, phas
         cause, detail = "random_op", f"{name} drew differently (from {words})"
     elif not inputs_match:
         generator, cause = input_generator(records), "input"
-        origin = f" (from `{generator}`)" if generator else ""
+        origin = f" (from `{generator}`{first_drawn_at(records, generator)})" if generator else ""
         detail = (f"{name} is the first operation whose output differs; its inputs already differed, coming from "
                   f"outside torch's operations{origin}")
     elif same_library(records):
@@ -152,7 +157,34 @@ def root_cause(records: list[dict], ops: list[dict], epoch: int, step: int, phas
         detail = (f"{name} gave different outputs from identical inputs under library configurations "
                   f"{records[0]['tags'].get('reprogrid.libconf')} and {records[1]['tags'].get('reprogrid.libconf')}")
     where_words = f", in module {where}" if where else ""
-    return result(True, cause, generator, f"{detail}, in {op_a['phase']} of step {step} of epoch {epoch}{where_words}",
+    of_epoch = f" of epoch {epoch}" if epoch is not None else ""  # a command's steps are counted across the run
+    return result(True, cause, generator, f"{detail}, in {op_a['phase']} of step {step}{of_epoch}{where_words}",
                   epoch, step, op_a["phase"], name, where)
 
 
+
+
+def command_varied(records: list[dict]) -> set[str]:
+    """The sources that made either training.command run's replicates differ (its record's
+    `varied_sources`: a generator it drew from, governed by a source not fixed)."""
+    return {source for record in records for source in record["train"].get("varied_sources", [])}
+
+
+def command_random_generator(records: list[dict], drawn_from: str | None) -> tuple[str | None, str]:
+    """A training.command run's random op: torch's global generator, seeded by the script
+    with its `{seed}` or by reprogrid before line one; or a generator the script made."""
+    if drawn_from not in (None, "global"):
+        return None, "a generator the script made itself"
+    source = differing_source(records, "script", "torch")
+    if source:
+        return "torch", f"torch's global generator, seeded from `{source}`, whose seeds differ"
+    return "torch", "torch's global generator"
+
+
+def first_drawn_at(records: list[dict], generator: str) -> str:
+    """Where a training.command run first drew from `generator` (the watch's record), in words."""
+    draws = [e for e in records[0]["train"].get("first_draws", []) if e["generator"] == generator]
+    if not draws:
+        return ""
+    path, _, line = draws[-1]["where"].rpartition(":")
+    return f", drawn at {path.rsplit('/', 1)[-1]}:{line} by {draws[-1]['call']}"

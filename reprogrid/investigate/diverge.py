@@ -3,7 +3,7 @@
 Working from the two runs' MLflow records alone (like replay):
 1. the epoch: the first whose recorded weight fingerprint differs (0: the initial weights);
 2. the step and phase: both runs re-executed, each in a process of its own, up to that
-   epoch with per-step fingerprints (reprogrid.investigate.probe: a step is an optimizer step, so a
+   epoch with per-step fingerprints (reprogrid.watch.probe: a step is an optimizer step, so a
    fit's own loop and DataLoader are seen as the built-in ones); the first step whose
    `input`, `forward`, `backward` or `optimizer` fingerprint differs;
 3. the operation: both re-executed again with every ATen op of that one step recorded
@@ -57,10 +57,6 @@ def load_record(client, run_id: str) -> dict:
     run = mlflow_runs.run_summary(client, run_id)
     if run["tags"].get("reprogrid.kind") not in ("run", "replay"):
         raise DivergeError(f"run {run_id} is not a reprogrid grid run")
-    if run["tags"].get("reprogrid.command"):
-        raise DivergeError(f"run {run_id} ran a training.command: `reprogrid diverge` does not localise command "
-                           "runs yet; summary.csv's first_divergent_step names the optimizer step where a cell's "
-                           "replicates part, and its seeding column what each drew from")
     train = mlflow_runs.load_json_artifact(client, run_id, "train.json")
     recorded = run["tags"].get("reprogrid.workdir")
     return {"run_id": run_id, "tags": run["tags"], "train": train, "run_config": train["run_config"],
@@ -112,6 +108,11 @@ def localise(records: list[dict], streams: Path) -> dict:
     if different:  # not one training under two conditions: nothing to localise
         return result(True, detail=f"{different}: {keys} train different things, so where they part says "
                                    "nothing about randomness")
+    if "command" in a:  # by optimizer step, re-running the commands
+        from reprogrid.investigate.command_diverge import localise_command
+
+        with tempfile.TemporaryDirectory(prefix="reprogrid-diverge-") as scratch:
+            return localise_command(records, streams, Path(scratch))
     epoch = first_divergent_epoch(a["hashes"]["init_weights"], [e["weights"] for e in a["epochs"]],
                                   b["hashes"]["init_weights"], [e["weights"] for e in b["epochs"]])
     if epoch is None:
@@ -215,7 +216,8 @@ def localise_grid(runs: list, run_dirs: dict, reference_libconf: str, streams: P
 def render(found: dict) -> str:
     if not found["diverged"]:
         return f"no divergence: {found['detail']}"
-    where = [f"epoch {found['epoch']}"] + ([f"step {found['step']}"] if found["step"] else [])
+    where = ([f"epoch {found['epoch']}"] if found["epoch"] is not None else []) + (
+        [f"step {found['step']}"] if found["step"] is not None and (found["step"] or found["epoch"] is None) else [])
     where += [found["phase"]] if found["phase"] else []
     lines = [f"diverged at {', '.join(where)}",
              f"cause: {found['cause']}" + (f" (generator: {found['generator']})" if found["generator"] else "")]
@@ -233,7 +235,7 @@ def _probe_main(request_path: str, out_path: str) -> int:
     restore_recorded_env_vars(request["env_vars"])
     size_thread_pools()
     os.chdir(request["workdir"])
-    from reprogrid.investigate.probe import probe_run
+    from reprogrid.investigate.probed_run import probe_run
 
     Path(out_path).write_text(json.dumps(probe_run(request)))
     return 0

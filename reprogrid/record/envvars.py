@@ -120,3 +120,9 @@ def restore_recorded_env_vars(recorded: dict[str, str]) -> dict[str, str | None]
             del os.environ[name]
             changes[name] = None
     return changes
+
+
+def with_recorded_env_vars(environ: dict, recorded: dict[str, str]) -> dict[str, str]:
+    """`environ` with its numerics-relevant variables made exactly a recorded run's, for a
+    process about to start (this one's are left alone)."""
+    return {k: v for k, v in environ.items() if k not in recorded_env_vars(environ)} | recorded

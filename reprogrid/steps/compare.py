@@ -71,8 +71,7 @@ def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_
     divergence_path = divergence_path or out / "divergence.csv"
     power_path = power_path or out / "power.csv"
     versus_path = versus_path or out / "versus.csv"
-    localisable = [r for r in runs if not r.command]  # diverge does not localise training.command runs yet
-    rows = localise_grid(localisable, {run.key: d for run, d in zip(runs, run_dirs)}, comparison.reference_libconf,
+    rows = localise_grid(runs, {run.key: d for run, d in zip(runs, run_dirs)}, comparison.reference_libconf,
                          out / "diverge") if localise else []
     comparison.divergences = pd.DataFrame(rows, columns=DIVERGENCE_COLUMNS).astype({"epoch": "Int64", "step": "Int64"})
     for frame, path in ((comparison.summary, summary_path), (comparison.pairs, pairs_path),

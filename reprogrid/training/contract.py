@@ -8,7 +8,7 @@ from __future__ import annotations
 from reprogrid.config import ConfigError
 
 FIT_KEY = "training.factory"
-# Set only inside a `reprogrid diverge` re-execution: a reprogrid.investigate.probe.Probe
+# Set only inside a `reprogrid diverge` re-execution: a reprogrid.watch.probe.Probe
 # told of the training's start, of every generator run hands out and of every epoch's end.
 PROBE = None
 # Set only inside a `reprogrid resume-check` re-execution (reprogrid.investigate.resumecheck):

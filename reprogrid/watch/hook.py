@@ -49,6 +49,10 @@ def install(spec_path: str) -> None:
         steps = StepWatch(journal)
         steps.install(torch)
         atexit.register(_finish, spec, steps)
+        if spec.get("probe"):  # a re-execution for `reprogrid diverge`
+            from reprogrid.watch.probe import watch_command
+
+            watch_command(spec["probe"])
 
 
 def _seed(seeds: dict, numpy, torch) -> None:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from reprogrid.record.envvars import with_recorded_env_vars
 from reprogrid.watch import ENVIRONMENT
 
 SITE = Path(__file__).resolve().parent / "site"
@@ -29,11 +30,12 @@ def filled(template: str, seed: int, outdir: Path, replicate: int) -> str:
     return template.format(seed=seed, outdir=shlex.quote(str(outdir)), replicate=replicate)
 
 
-def environment(spec_path: Path, hash_seed: int | None) -> dict:
+def environment(spec_path: Path, hash_seed: int | None, numerics: dict[str, str] | None = None) -> dict:
     """The command's environment: the watch's sitecustomize first on PYTHONPATH (reaching
     workers and Python subprocesses), reprogrid importable, `python` the workflow's own
-    interpreter, and the hash seed the run's `hash` source gives."""
-    env = dict(os.environ)
+    interpreter, the hash seed the run's `hash` source gives, and (a re-execution's) the
+    numerics variables a run recorded."""
+    env = dict(os.environ) if numerics is None else with_recorded_env_vars(os.environ, numerics)
     paths = [str(SITE), str(PACKAGE_PARENT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])

@@ -16,13 +16,19 @@ blake2b digest of the raw bytes of every tensor input and output, a digest of it
 arguments, and for a random operation the generator it drew from (a generator `run`
 handed out, by name, or the global one).
 
-Runs in a process of its own, started by `reprogrid.investigate.diverge` (which restores the run's
-recorded numerics environment variables before torch loads).
+Installed in a re-execution of its own: a run of reprogrid's training
+(reprogrid.investigate.probed_run, where the run tells the probe of its start, generators and
+epochs' ends) or a training.command's (`watch_command`, from the watch: steps counted
+across the whole run, no epochs).
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import json
+import os
+from pathlib import Path
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -91,8 +97,10 @@ class Probe:
     """Collects the fingerprints of epoch `epoch`'s steps; with `op_step`, the operations
     of that step of that epoch, and stops training after it."""
 
-    def __init__(self, epoch: int, op_step: int | None = None):
+    def __init__(self, epoch: int, op_step: int | None = None, until: int | None = None):
         self.target_epoch, self.op_step = epoch, op_step
+        self.until = until  # a command's re-execution stops after this step (its steps are counted across the run)
+        self.on_stop = None  # called before training stops (a command's re-execution writes what it saw, and exits)
         self.epoch, self.step = 1, 1  # the step in progress
         self.steps: list[dict] = []
         self.current: dict = {}
@@ -168,9 +176,16 @@ class Probe:
         self.current = {}
         if self.recorder is not None:
             self._finish_ops()
-            raise StopProbe
+            self._stop()
+        if self.until is not None and self.step >= self.until:
+            self._stop()
         self.step += 1
         self._begin_step()
+
+    def _stop(self):
+        if self.on_stop is not None:
+            self.on_stop(self)
+        raise StopProbe
 
     # --- called by reprogrid.training.context.Run ---------------------------------------------------
 
@@ -192,7 +207,7 @@ class Probe:
         if self.recorder is not None:
             self._finish_ops()
         if epoch >= self.target_epoch:
-            raise StopProbe
+            self._stop()
         self.epoch, self.step, self.current = epoch + 1, 1, {}
         self._begin_step()
 
@@ -219,26 +234,21 @@ class Probe:
         return "backward" if "forward" in self.current else "input"
 
 
-def probe_run(request: dict) -> dict:
-    """Re-execute the run in `request` (run_config, seeds, env_vars) up to `epoch`, and
-    return the fingerprints of that epoch's steps (and the ops of `op_step`)."""
-    from reprogrid.inputs.data import load_split
-    from reprogrid.inputs.library import apply_library
-    from reprogrid.training import contract
-    from reprogrid.training.trainer import train_model
+def watch_command(request: dict) -> None:
+    """In a training.command's re-execution (the watch calls it before the script's first
+    line): fingerprint every optimizer step, the ops of `op_step` too, then write them to
+    `request["out"]` and end the process after step `until`. A script that ends earlier
+    writes what it saw at exit, marked `ended`."""
+    probe = Probe(1, request.get("op_step"), request["until"])
 
-    run_config, seeds = request["run_config"], dict(request["seeds"])  # as recorded, unseeded ones too
-    apply_library(run_config["library"])
-    split = load_split(run_config["dataset"], seeds["split"])
-    probe = Probe(request["epoch"], request.get("op_step"))
-    contract.PROBE = probe
+    def write(probe: Probe, ended: bool) -> None:
+        Path(request["out"]).write_text(json.dumps({"steps": probe.steps, "ops": probe.ops, "ended": ended}))
+
+    def stop(probe: Probe) -> None:
+        write(probe, False)
+        os._exit(0)  # mid-step: no script code may run on (nor catch a StopProbe) past what was asked
+
+    probe.on_stop = stop
+    atexit.register(lambda: write(probe, True))
     probe.install()
-    try:
-        train_model(run_config, seeds, split)
-    except StopProbe:
-        pass
-    finally:
-        probe.remove()
-        contract.PROBE = None
-    return {"run_key": run_config["run_key"], "epoch": request["epoch"], "steps": probe.steps, "ops": probe.ops,
-            "epoch_weights": probe.epoch_weights}
+    probe.on_training_start()  # step 1 begins with the script's first line
