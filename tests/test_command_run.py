@@ -8,6 +8,7 @@ import json
 import shutil
 
 import pytest
+import torch
 from snakemake.utils import validate
 
 from conftest import REPO
@@ -72,3 +73,35 @@ def test_fixing_numpys_generator_makes_the_runs_bit_identical(project):
     assert first["steps"] == [88]  # 1,400 examples in batches of 32, 2 epochs
     assert first["fingerprints"] == second["fingerprints"]
     assert [step for _, step, _ in first["fingerprints"]] == [0] + [s for s in range(1, 89) if due(s)]
+
+
+BFLOAT16_SCRIPT = """\
+import argparse
+import torch
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--seed", type=int)
+torch.manual_seed(parser.parse_args().seed)
+model = torch.nn.Linear(4, 2).to(torch.bfloat16)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for _ in range(3):
+    loss = model(torch.ones(8, 4, dtype=torch.bfloat16)).float().pow(2).mean()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+"""
+
+
+def test_a_bfloat16_model_is_fingerprinted_and_its_final_weights_kept_in_bfloat16(tmp_path, monkeypatch):
+    (tmp_path / "train.py").write_text(BFLOAT16_SCRIPT)
+    monkeypatch.chdir(tmp_path)
+    grid = {"experiment": "bf16", "root_seed": 3, "replicates": 1,
+            "training": {"command": "python train.py --seed {seed}", "timeout_s": 300},
+            "seed_settings": {"fixed": {"script": "fixed"}}, "library_configs": {"t1": {"threads": 1}}}
+    cfg.check_config(grid)
+    run_config = cfg.resolve_run_config(grid, "fixed", "t1", 1)
+    (tmp_path / "seeds.json").write_text(json.dumps({"seeds": derive_seeds(3, run_config["seed_modes"], 1)}))
+    record = run_command_train(run_config, tmp_path / "seeds.json", tmp_path / "model.pt", tmp_path / "train.json")
+    assert [step for _, step, _ in record["fingerprints"]] == [0, 1, 2, 3]
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert {tensor.dtype for tensor in state.values()} == {torch.bfloat16}

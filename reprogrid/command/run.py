@@ -43,7 +43,8 @@ def final_state(run_key: str, outdir: Path, record_dir: Path, outputs: dict) -> 
         raise CommandFailed(f"run {run_key}: no optimizer stepped and training.outputs.model names no file: "
                             "nothing to take as the final weights")
     with np.load(record_dir / FINAL_WEIGHTS) as arrays:
-        return {name: torch.from_numpy(arrays[name]) for name in arrays.files}
+        return {name.removesuffix("_bfloat16"): torch.from_numpy(arrays[name]).view(torch.bfloat16)
+                if name.endswith("_bfloat16") else torch.from_numpy(arrays[name]) for name in arrays.files}
 
 
 def code_labels(files: dict[str, str], script: str) -> dict[str, str]:

@@ -92,7 +92,12 @@ def _finish(spec: dict, steps) -> None:
     record_dir = Path(spec["record_dir"])
     parameters = steps.final_parameters()
     if parameters:
-        arrays = {f"p{i}": p.detach().cpu().numpy() for i, p in enumerate(parameters)}
+        import torch
+
+        bf16 = torch.bfloat16  # NumPy has none: saved as its bits, named so that they are read back as such
+        arrays = {f"p{i}" + ("_bfloat16" if p.dtype == bf16 else ""):
+                  (p.detach().cpu().view(torch.int16) if p.dtype == bf16 else p.detach().cpu()).numpy()
+                  for i, p in enumerate(parameters)}
         numpy.savez(record_dir / FINAL_WEIGHTS, **arrays)
     script = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c") else None
     write_json(record_dir / WATCH_JSON, {
