@@ -42,7 +42,7 @@ for section in ${*:-small medium medium-20 own_loop tax_split loop_split execute
     audit_scale) stamped audit_scale python benchmarks/audit_scale.py --runs 10000 ;;
     diverge) stamped diverge python benchmarks/diverge_time.py ;;
     checkpoint) stamped checkpoint python benchmarks/checkpoint_cost.py ;;
-    watch) stamped watch_overhead python benchmarks/watch_overhead.py --epochs 20 --rounds 7 ;;
+    watch) stamped watch_overhead python benchmarks/watch_overhead.py --epochs 20 --rounds 15 ;;
     ablation) benchmarks/ablation.sh ;;
     instability)
         benchmarks/instability.sh

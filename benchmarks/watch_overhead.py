@@ -5,24 +5,28 @@ The same command is run plainly and with reprogrid's watch on (seeding and draw 
 journaled, optimizer fingerprints on the schedule, the library configuration applied,
 final parameters and code hashed at exit), alternating, `--rounds` times each, both with
 one thread and the same seeds. A timer on both runs' PYTHONPATH (benchmarks/step_timer)
-notes when each optimizer step ends, so the time per training step is read inside the
-process, apart from start-up (imports: torch, its compiler stack the optimizer imports,
-scikit-learn, some 10 s here, which the watch adds to by importing torch and NumPy
-first); the whole process is timed too.
+notes when each optimizer step ends, on the wall clock and in the main thread's CPU time,
+so the time per training step is read inside the process, apart from start-up (imports:
+torch, its compiler stack the optimizer imports, scikit-learn, some 10 s here, which the
+watch adds to by importing torch and NumPy first); the whole process is timed too.
 
-    per-step overhead = median over rounds of (watched step time / plain step time) - 1
+    per-step overhead = median over rounds of (watched CPU s per step / plain CPU s per step) - 1
 
-where a run's step time is (last step's end - first step's end) / (steps - 1), the mean
-over every step (fingerprinted ones included), and each round runs the two side by side.
+where a run's CPU seconds per step is the main thread's CPU time from the first step's
+end to the last's over the steps between (every step, fingerprinted ones included). With
+one thread all of training and all of the watch run on the main thread, so its CPU time
+holds both, without the time the process waited for a core (this machine's noise: the
+wall-clock ratios are recorded too). Each round runs the two side by side.
 Prints one JSON document.
 
-    python benchmarks/watch_overhead.py --epochs 20 --rounds 7
+    python benchmarks/watch_overhead.py --epochs 20 --rounds 15
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -42,8 +46,8 @@ STEPS_PER_EPOCH = 44  # 1400 training examples in batches of 32
 TIMER = Path(__file__).resolve().parent / "step_timer"
 
 
-def timed(command: list[str], env: dict, cwd: Path) -> tuple[float, float]:
-    """(whole process seconds, seconds per training step)."""
+def timed(command: list[str], env: dict, cwd: Path) -> tuple[float, float, float]:
+    """(whole process seconds, wall seconds per training step, main thread CPU seconds per step)."""
     times = cwd / "step_times.json"
     env = env | {"STEP_TIMES": str(times),
                  "PYTHONPATH": os.pathsep.join(filter(None, [env.get("PYTHONPATH"), str(TIMER)]))}
@@ -51,13 +55,26 @@ def timed(command: list[str], env: dict, cwd: Path) -> tuple[float, float]:
     subprocess.run(command, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     whole = time.perf_counter() - started
     ends = json.loads(times.read_text())
-    return whole, (ends[-1] - ends[0]) / (len(ends) - 1)
+    steps = len(ends) - 1
+    return whole, (ends[-1][0] - ends[0][0]) / steps, (ends[-1][1] - ends[0][1]) / steps
+
+
+def median_interval(values: list[float], level: float = 0.95) -> list[float]:
+    """A distribution-free interval for the median: order statistics k and n-k+1, with k the
+    largest rank for which P(Binomial(n, 1/2) < k) <= (1 - level) / 2."""
+    ordered, n = sorted(values), len(values)
+    below = 0.0
+    k = 0
+    while below + math.comb(n, k) / 2**n <= (1 - level) / 2:
+        below += math.comb(n, k) / 2**n
+        k += 1
+    return [ordered[k - 1], ordered[n - k]] if k else [ordered[0], ordered[-1]]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
@@ -66,6 +83,7 @@ def main() -> None:
         plain_env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="1")
         whole: dict[str, list[float]] = {"plain": [], "watched": []}
         per_step: dict[str, list[float]] = {"plain": [], "watched": []}
+        cpu_per_step: dict[str, list[float]] = {"plain": [], "watched": []}
         command = [sys.executable, "classify.py", "--seed", "1", "--epochs", str(args.epochs), "--out", "out"]
         for round_ in range(args.rounds):
             record = work / f"watch-{round_}"
@@ -74,19 +92,24 @@ def main() -> None:
             spec.write_text(json.dumps({"record_dir": str(record), "library": library,
                                         "seeds": {"torch": 1, "numpy": 1, "python": 1}}))
             for how, env in (("plain", plain_env), ("watched", launch.environment(spec, 1))):
-                seconds, step = timed(command, env, work)
+                seconds, step, cpu = timed(command, env, work)
                 whole[how].append(seconds)
                 per_step[how].append(step)
-    ratios = [watched / plain for plain, watched in zip(per_step["plain"], per_step["watched"])]
+                cpu_per_step[how].append(cpu)
+    ratios = [watched / plain for plain, watched in zip(cpu_per_step["plain"], cpu_per_step["watched"])]
+    wall_ratios = [watched / plain for plain, watched in zip(per_step["plain"], per_step["watched"])]
     median_step = {how: statistics.median(values) for how, values in per_step.items()}
+    median_cpu = {how: statistics.median(values) for how, values in cpu_per_step.items()}
     median_whole = {how: statistics.median(values) for how, values in whole.items()}
     print(json.dumps({
         "script": "examples/scripts/classify.py", "epochs": args.epochs, "rounds": args.rounds,
         "steps": args.epochs * STEPS_PER_EPOCH, "threads": 1,
-        "seconds_per_step": per_step, "whole_process_seconds": whole,
-        "median_seconds_per_step": median_step, "median_whole_process_seconds": median_whole,
-        "per_step_ratios": ratios,
-        "per_step_overhead": statistics.median(ratios) - 1,
+        "cpu_seconds_per_step": cpu_per_step, "seconds_per_step": per_step, "whole_process_seconds": whole,
+        "median_cpu_seconds_per_step": median_cpu, "median_seconds_per_step": median_step,
+        "median_whole_process_seconds": median_whole,
+        "per_step_ratios": ratios, "per_step_overhead": statistics.median(ratios) - 1,
+        "per_step_overhead_interval_95": [r - 1 for r in median_interval(ratios)],
+        "per_step_wall_ratios": wall_ratios, "per_step_wall_overhead": statistics.median(wall_ratios) - 1,
         "whole_process_overhead": median_whole["watched"] / median_whole["plain"] - 1,
         "target_per_step_overhead": 0.03,
         "command": f"python benchmarks/watch_overhead.py --epochs {args.epochs} --rounds {args.rounds}",
