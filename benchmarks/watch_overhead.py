@@ -12,11 +12,16 @@ watch adds to by importing torch and NumPy first); the whole process is timed to
 
     per-step overhead = median over rounds of (watched CPU s per step / plain CPU s per step) - 1
 
+and, with less noise, the same measured inside one process
+(benchmarks/watch_in_process.py: the watch's per-step parts installed and removed by
+turns), under "in_process";
+
 where a run's CPU seconds per step is the main thread's CPU time from the first step's
 end to the last's over the steps between (every step, fingerprinted ones included). With
 one thread all of training and all of the watch run on the main thread, so its CPU time
-holds both, without the time the process waited for a core (this machine's noise: the
-wall-clock ratios are recorded too). Each round runs the two side by side.
+holds both, without the time the process waited for a core (the wall-clock ratios are
+recorded too: here they came out as noisy, processes differing in speed by up to a
+third). Each round runs the two side by side.
 Prints one JSON document.
 
     python benchmarks/watch_overhead.py --epochs 20 --rounds 15
@@ -96,6 +101,11 @@ def main() -> None:
                 whole[how].append(seconds)
                 per_step[how].append(step)
                 cpu_per_step[how].append(cpu)
+        in_process = json.loads(subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("watch_in_process.py")), "--epochs", str(args.epochs),
+             "--rounds", str(args.rounds)], env=plain_env, check=True, capture_output=True, text=True).stdout)
+    in_process["overhead"] = statistics.median(in_process["ratios"]) - 1
+    in_process["overhead_interval_95"] = [r - 1 for r in median_interval(in_process["ratios"])]
     ratios = [watched / plain for plain, watched in zip(cpu_per_step["plain"], cpu_per_step["watched"])]
     wall_ratios = [watched / plain for plain, watched in zip(per_step["plain"], per_step["watched"])]
     median_step = {how: statistics.median(values) for how, values in per_step.items()}
@@ -111,6 +121,7 @@ def main() -> None:
         "per_step_overhead_interval_95": [r - 1 for r in median_interval(ratios)],
         "per_step_wall_ratios": wall_ratios, "per_step_wall_overhead": statistics.median(wall_ratios) - 1,
         "whole_process_overhead": median_whole["watched"] / median_whole["plain"] - 1,
+        "in_process": in_process,
         "target_per_step_overhead": 0.03,
         "command": f"python benchmarks/watch_overhead.py --epochs {args.epochs} --rounds {args.rounds}",
     }, indent=1))

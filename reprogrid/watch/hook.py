@@ -90,6 +90,7 @@ def _finish(spec: dict, steps) -> None:
     from reprogrid.watch.steps import fingerprint
 
     record_dir = Path(spec["record_dir"])
+    steps.trace_to_the_end()
     parameters = steps.final_parameters()
     if parameters:
         import torch
