@@ -2,17 +2,21 @@
 runs this and puts its JSON document under "in_process").
 
 Two processes of the same script differ by up to a third in time per step on this
-machine, more than the 3 % to be told apart. Here the classifier example runs again and
-again in this one process (runpy, as `python classify.py` would), alternately plain and
-with the watch's per-step parts installed (the seeding and drawing wrappers of Python,
-NumPy and torch; the optimizer step hooks that fingerprint parameters and trace the
-generators on the schedule), in the order plain, watched, watched, plain per round, and
-then uninstalled again. The time per step is the main thread's CPU time between the
-first and the last optimizer step's end (one thread). What runs once per process (the
-watch's start-up: imports, seeding, the library configuration; its record at exit) is
-not in it: the whole-process figures of watch_overhead.py hold that.
+machine, more than the 3 % to be told apart, and one process drifts from minute to
+minute. Here the classifier example runs in this one process (runpy, as `python
+classify.py` would), `--runs` times, and its epochs take turns: in each block of four,
+plain, watched, watched, plain. For a watched epoch the watch's per-step parts are on
+(the seeding and drawing wrappers of Python, NumPy and torch; the optimizer step hooks
+that fingerprint parameters and trace the generators on the schedule); for a plain one
+they are off (the wrappers removed, the hooks passing at once). A block's ratio is its
+watched epochs' CPU time over its plain ones' (the main thread's, one thread). The step
+hooks count watched steps only, so the schedule fingerprints half the run's steps as
+often as a watched run does all of them: more fingerprints per step, if anything. What
+runs once per process (the watch's start-up: imports, seeding, the library
+configuration; its record at exit) is not in it: watch_overhead.py's whole-process
+figures hold that.
 
-    python benchmarks/watch_in_process.py --epochs 20 --rounds 8
+    python benchmarks/watch_in_process.py --epochs 20 --runs 6
 """
 
 from __future__ import annotations
@@ -37,68 +41,96 @@ from reprogrid.watch.seeding import Watch
 from reprogrid.watch.steps import StepWatch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "scripts" / "classify.py"
+STEPS_PER_EPOCH = 44  # 1400 training examples in batches of 32
+TURNS = (False, True, True, False)  # watched? for the epochs of a block
 # everything the watch's wrappers replace attributes of
 PATCHED = (random, numpy.random, torch, torch.random, torch.cuda, torch.cuda.random, torch.nn.functional, torch.Tensor)
 
 
-def installed(record_dir: Path):
-    """Install the watch's per-step parts; return a function that removes them again."""
-    saved = {owner: dict(vars(owner)) for owner in PATCHED}
-    journal = Journal(record_dir, 0)
-    watch = Watch(journal)
-    watch.install_python()
-    watch.install_numpy(numpy)
-    watch.install_torch(torch)
-    steps = StepWatch(journal)
-    handles = [register_optimizer_step_pre_hook(steps.before_step),
-               register_optimizer_step_post_hook(steps.after_step)]
+def set_attributes(attributes: dict) -> None:
+    """Make every PATCHED owner's own attributes exactly `attributes[owner]`."""
+    for owner, wanted in attributes.items():
+        for name in set(vars(owner)) - set(wanted):
+            delattr(owner, name)
+        for name, value in wanted.items():
+            if vars(owner).get(name) is not value:
+                setattr(owner, name, value)
 
-    def remove() -> None:
-        for handle in handles:
+
+class Turns:
+    """The watch on and off by epochs, and each epoch's CPU time."""
+
+    def __init__(self, record_dir: Path):
+        self.plain = {owner: dict(vars(owner)) for owner in PATCHED}
+        journal = Journal(record_dir, 0)
+        watch = Watch(journal)
+        watch.install_python()
+        watch.install_numpy(numpy)
+        watch.install_torch(torch)
+        self.watched = {owner: dict(vars(owner)) for owner in PATCHED}
+        set_attributes(self.plain)
+        self.steps = StepWatch(journal)
+        self.on, self.step, self.epoch = False, 0, 0
+        self.started = time.thread_time()
+        self.epochs: list[tuple[bool, float]] = []  # (watched, CPU seconds)
+        # the timer first: an epoch's last step ends before the watch's hook of it would run
+        self.handles = [register_optimizer_step_post_hook(self.after_step),
+                        register_optimizer_step_pre_hook(self.gated(self.steps.before_step)),
+                        register_optimizer_step_post_hook(self.gated(self.steps.after_step))]
+
+    def gated(self, hook):
+        return lambda optimizer, args, kwargs: hook(optimizer, args, kwargs) if self.on else None
+
+    def after_step(self, optimizer, args, kwargs) -> None:
+        self.step += 1
+        if self.step % STEPS_PER_EPOCH:
+            return
+        now = time.thread_time()
+        self.epochs.append((self.on, now - self.started))
+        self.epoch += 1
+        self.on = TURNS[self.epoch % len(TURNS)]
+        set_attributes(self.watched if self.on else self.plain)
+        self.started = time.thread_time()
+
+    def remove(self) -> None:
+        for handle in self.handles:
             handle.remove()
-        for owner, attributes in saved.items():
-            for name in set(vars(owner)) - set(attributes):
-                delattr(owner, name)
-            for name, value in attributes.items():
-                if vars(owner).get(name) is not value:
-                    setattr(owner, name, value)
-    return remove
+        set_attributes(self.plain)
 
 
-def cpu_per_step(epochs: int, out: Path) -> float:
-    ends: list[float] = []
-    handle = register_optimizer_step_post_hook(lambda optimizer, args, kwargs: ends.append(time.thread_time()))
-    sys.argv = [str(SCRIPT), "--seed", "1", "--epochs", str(epochs), "--out", str(out)]
+def run_by_turns(epochs: int, work: Path) -> list[tuple[bool, float]]:
+    turns = Turns(work)
+    sys.argv = [str(SCRIPT), "--seed", "1", "--epochs", str(epochs), "--out", str(work / "out")]
     try:
         runpy.run_path(str(SCRIPT), run_name="__main__")
     finally:
-        handle.remove()
-    return (ends[-1] - ends[0]) / (len(ends) - 1)
+        turns.remove()
+    return turns.epochs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=6)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    times: dict[str, list[float]] = {"plain": [], "watched": []}
+    ratios, per_step = [], {"plain": [], "watched": []}
     with tempfile.TemporaryDirectory() as scratch:
-        work = Path(scratch)
-        cpu_per_step(1, work)  # a warm-up: first calls, caches
-        for how in ("plain", "watched", "watched", "plain") * args.rounds:
-            remove = installed(work) if how == "watched" else None
-            times[how].append(cpu_per_step(args.epochs, work / "out"))
-            if remove:
-                remove()
-    # per round: the mean of its two watched runs over the mean of its two plain ones
-    ratios = [(times["watched"][2 * r] + times["watched"][2 * r + 1]) / (times["plain"][2 * r] + times["plain"][2 * r + 1])
-              for r in range(args.rounds)]
-    print(json.dumps({"epochs": args.epochs, "rounds": args.rounds, "order": "plain, watched, watched, plain",
-                      "cpu_seconds_per_step": times, "ratios": ratios,
-                      "median_cpu_seconds_per_step": {how: statistics.median(v) for how, v in times.items()},
-                      "command": f"python benchmarks/watch_in_process.py --epochs {args.epochs} "
-                                 f"--rounds {args.rounds}"}))
+        run_by_turns(1, Path(scratch))  # a warm-up: first calls, caches
+        for _ in range(args.runs):
+            epochs = run_by_turns(args.epochs, Path(scratch))
+            for start in range(0, len(epochs) - len(TURNS) + 1, len(TURNS)):
+                block = epochs[start:start + len(TURNS)]
+                watched = sum(seconds for on, seconds in block if on)
+                plain = sum(seconds for on, seconds in block if not on)
+                ratios.append(watched / plain)
+            for on, seconds in epochs:
+                per_step["watched" if on else "plain"].append(seconds / STEPS_PER_EPOCH)
+    print(json.dumps({"epochs": args.epochs, "runs": args.runs, "blocks": len(ratios),
+                      "order": "plain, watched, watched, plain epochs", "ratios": ratios,
+                      "cpu_seconds_per_step": per_step,
+                      "median_cpu_seconds_per_step": {how: statistics.median(v) for how, v in per_step.items()},
+                      "command": f"python benchmarks/watch_in_process.py --epochs {args.epochs} --runs {args.runs}"}))
 
 
 if __name__ == "__main__":

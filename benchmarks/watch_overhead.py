@@ -12,9 +12,8 @@ watch adds to by importing torch and NumPy first); the whole process is timed to
 
     per-step overhead = median over rounds of (watched CPU s per step / plain CPU s per step) - 1
 
-and, with less noise, the same measured inside one process
-(benchmarks/watch_in_process.py: the watch's per-step parts installed and removed by
-turns), under "in_process";
+and, with less noise, the same measured inside one process (benchmarks/watch_in_process.py:
+the watch's per-step parts on and off by turns of epochs), under "in_process";
 
 where a run's CPU seconds per step is the main thread's CPU time from the first step's
 end to the last's over the steps between (every step, fingerprinted ones included). With
@@ -103,7 +102,7 @@ def main() -> None:
                 cpu_per_step[how].append(cpu)
         in_process = json.loads(subprocess.run(
             [sys.executable, str(Path(__file__).with_name("watch_in_process.py")), "--epochs", str(args.epochs),
-             "--rounds", str(args.rounds)], env=plain_env, check=True, capture_output=True, text=True).stdout)
+             "--runs", "6"], env=plain_env, check=True, capture_output=True, text=True).stdout)
     in_process["overhead"] = statistics.median(in_process["ratios"]) - 1
     in_process["overhead_interval_95"] = [r - 1 for r in median_interval(in_process["ratios"])]
     ratios = [watched / plain for plain, watched in zip(cpu_per_step["plain"], cpu_per_step["watched"])]
