@@ -16,7 +16,9 @@ step down to the operation, by re-running both commands with the probe in the wa
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -79,13 +81,13 @@ def reexecute_both(records: list[dict], until: int, op_step: int | None, scratch
     """Re-run both commands at once, the probe in their watch; what each saw."""
     from reprogrid.watch import launch
 
-    started = []
-    for index, record in enumerate(records):
-        key = record["run_config"]["run_key"]
-        try:  # a CPU capability this CPU cannot run
+    for record in records:  # a CPU capability this CPU cannot run: before anything starts
+        try:
             check_capability((record["env_vars"].get(CAPABILITY_ENV) or "default").lower())
         except ValueError as error:
-            raise ReexecutionFailed(f"{key} cannot be re-run here: {error}") from None
+            raise ReexecutionFailed(f"{record['run_config']['run_key']} cannot be re-run here: {error}") from None
+    started = []
+    for index, record in enumerate(records):
         work = scratch / f"run{index}-{until}-{op_step}"
         shutil.rmtree(work, ignore_errors=True)
         (work / "output").mkdir(parents=True)
@@ -96,21 +98,27 @@ def reexecute_both(records: list[dict], until: int, op_step: int | None, scratch
         command = launch.filled(run_config["training"]["command"], seeds["script"], work / "output",
                                 run_config["replicate"])
         env = launch.environment(work / "spec.json", seeds["hash"] % HASH_SEED_MAX, record["env_vars"])
-        log = (work / "command.log").open("wb")
-        started.append((record, work, log, subprocess.Popen(
-            command, shell=True, cwd=record["workdir"], env=env, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL)))
-    seen = []
-    for record, work, log, process in started:
-        status = process.wait()
-        log.close()
-        key = record["run_config"]["run_key"]
-        if not (work / "probe.json").is_file():
-            raise ReexecutionFailed(f"re-running {key}'s command failed (status {status}): "
-                                    f"{launch.last_lines(work / 'command.log')}")
-        probe = json.loads((work / "probe.json").read_text())
-        if probe["ended"]:
-            raise ReexecutionFailed(f"re-run here, {key}'s command ended before optimizer step {until}")
+        with (work / "command.log").open("wb") as log:
+            started.append((record, work, subprocess.Popen(
+                command, shell=True, cwd=record["workdir"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True)))
+    failures, seen = [], []
+    for record, work, process in started:
+        key, timeout = record["run_config"]["run_key"], record["run_config"]["training"].get("timeout_s")
+        try:
+            status = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            failures.append(f"re-running {key}'s command ran past training.timeout_s ({timeout:g} s)")
+            continue
+        probe = json.loads((work / "probe.json").read_text()) if (work / "probe.json").is_file() else None
+        if probe is None:
+            failures.append(f"re-running {key}'s command failed (status {status}): "
+                            f"{launch.last_lines(work / 'command.log')}")
+        elif probe["ended"]:
+            failures.append(f"re-run here, {key}'s command ended before optimizer step {until}")
         seen.append(probe)
+    if failures:
+        raise ReexecutionFailed("; ".join(failures))
     return seen
-
