@@ -40,7 +40,7 @@ def fingerprint(parameters) -> str:
 
 def rng_states() -> dict:
     """Every global generator's state, raw: compared, never stored, so no digest is made
-    (rngtrace.snapshot's digests cost half a millisecond, a quarter of a small step)."""
+    (rngtrace.snapshot, which digests them, takes about twice as long)."""
     import numpy
     import torch
 
