@@ -72,6 +72,22 @@ def watched(tmp_path: Path, name: str, seeds: dict, *args: str, threads: int = 1
     return record
 
 
+def watched_script(tmp_path: Path, script: str) -> Path:
+    """Run `python SCRIPT` in tmp_path with the watch on and no generator seeded by it; its record folder."""
+    record = tmp_path / "run"
+    record.mkdir()
+    library = cfg.library_knobs(tiny_config(library_configs={"t": {"threads": 1}}), "t")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"record_dir": str(record), "library": library,
+                                "seeds": {"torch": None, "numpy": None, "python": None}}))
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "reprogrid" / "watch" / "site"), str(REPO)]))
+    environment[ENVIRONMENT] = str(spec)
+    done = subprocess.run([sys.executable, script], cwd=tmp_path, env=environment, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return record
+
+
 def test_the_schedule_records_every_early_step_then_about_32_per_doubling():
     recorded = [s for s in range(1, 4097) if due(s)]
     assert recorded[:64] == list(range(1, 65))
@@ -156,17 +172,7 @@ def test_seeding_through_python_numpy_generators_and_cuda_is_recorded_by_line(tm
         np.random.seed(6)
     """)
     (tmp_path / "seeds.py").write_text(script)
-    record = tmp_path / "run"
-    record.mkdir()
-    library = cfg.library_knobs(tiny_config(library_configs={"t": {"threads": 1}}), "t")
-    spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"record_dir": str(record), "library": library,
-                                "seeds": {"torch": None, "numpy": None, "python": None}}))
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "reprogrid" / "watch" / "site"), str(REPO)]))
-    environment[ENVIRONMENT] = str(spec)
-    done = subprocess.run([sys.executable, "seeds.py"], cwd=tmp_path, env=environment, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
+    record = watched_script(tmp_path, "seeds.py")
     where = str((tmp_path / "seeds.py").resolve())
     assert [(e["call"], e["value"], e["where"]) for e in read(record) if e["event"] == "seed"] == [
         ("random.seed", 3, f"{where}:6"), ("numpy.default_rng", 4, f"{where}:7"),
@@ -177,17 +183,7 @@ def test_a_python_subprocess_the_script_starts_is_watched_too(tmp_path):
     (tmp_path / "child.py").write_text("import numpy as np\n\nnp.random.seed(9)\nnp.random.normal()\n")
     (tmp_path / "launcher.py").write_text(
         "import subprocess\nimport sys\n\nsubprocess.run([sys.executable, 'child.py'], check=True)\n")
-    record = tmp_path / "run"
-    record.mkdir()
-    library = cfg.library_knobs(tiny_config(library_configs={"t": {"threads": 1}}), "t")
-    spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"record_dir": str(record), "library": library,
-                                "seeds": {"torch": None, "numpy": None, "python": None}}))
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "reprogrid" / "watch" / "site"), str(REPO)]))
-    environment[ENVIRONMENT] = str(spec)
-    done = subprocess.run([sys.executable, "launcher.py"], cwd=tmp_path, env=environment, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
+    record = watched_script(tmp_path, "launcher.py")
     child = str((tmp_path / "child.py").resolve())
     in_child = [e for e in read(record) if e["where"].startswith(child)]
     assert [(e["event"], e.get("value"), e["where"], e["main"]) for e in in_child] == [
