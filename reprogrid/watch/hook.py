@@ -87,7 +87,7 @@ def _finish(spec: dict, steps) -> None:
     from reprogrid.inputs.library import effective_library
     from reprogrid.record.hashing import file_digest
     from reprogrid.record.sealed import write_json
-    from reprogrid.watch.steps import fingerprint
+    from reprogrid.watch.steps import fingerprint, raw_array
 
     record_dir = Path(spec["record_dir"])
     steps.trace_to_the_end()
@@ -95,9 +95,8 @@ def _finish(spec: dict, steps) -> None:
     if parameters:
         import torch
 
-        bf16 = torch.bfloat16  # NumPy has none: saved as its bits, named so that they are read back as such
-        arrays = {f"p{i}" + ("_bfloat16" if p.dtype == bf16 else ""):
-                  (p.detach().cpu().view(torch.int16) if p.dtype == bf16 else p.detach().cpu()).numpy()
+        # bfloat16 saved as its bits (NumPy has none), named so that they are read back as such
+        arrays = {f"p{i}" + ("_bfloat16" if p.dtype == torch.bfloat16 else ""): raw_array(p)
                   for i, p in enumerate(parameters)}
         numpy.savez(record_dir / FINAL_WEIGHTS, **arrays)
     script = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c") else None

@@ -34,6 +34,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from reprogrid.watch.steps import raw_array
+
 UNINITIALISED = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "resize_"}
 GLOBAL = "global"  # a random op that drew from the device's default generator
 
@@ -44,10 +46,7 @@ class StopProbe(BaseException):  # noqa: N818 - control flow, not an error
 
 
 def tensor_bytes(tensor: torch.Tensor) -> bytes:
-    tensor = tensor.detach()
-    if tensor.dtype == torch.bfloat16:
-        tensor = tensor.view(torch.int16)
-    return tensor.cpu().contiguous().numpy().tobytes()
+    return raw_array(tensor).tobytes()
 
 
 def digest(value) -> str:

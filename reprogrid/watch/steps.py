@@ -27,14 +27,19 @@ def due(step: int) -> bool:
     return step % (1 << max(step.bit_length() - PER_DOUBLING.bit_length(), 0)) == 0
 
 
-def fingerprint(parameters) -> str:
-    """blake2b over the parameters' raw bytes (bfloat16 read as int16: NumPy has no bfloat16)."""
+def raw_array(tensor):
+    """A tensor's values as a NumPy array of its raw bits (bfloat16 as int16: NumPy has no bfloat16)."""
     import torch
 
+    tensor = tensor.detach().cpu().contiguous()
+    return (tensor.view(torch.int16) if tensor.dtype == torch.bfloat16 else tensor).numpy()
+
+
+def fingerprint(parameters) -> str:
+    """blake2b over the parameters' raw bytes."""
     digest = hashlib.blake2b(digest_size=16)
     for parameter in parameters:
-        tensor = parameter.detach().cpu().contiguous()
-        digest.update((tensor.view(torch.int16) if tensor.dtype == torch.bfloat16 else tensor).numpy())  # no copy
+        digest.update(raw_array(parameter))
     return digest.hexdigest()
 
 
