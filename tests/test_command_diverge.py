@@ -6,6 +6,7 @@ back from their sealed files, as compare's `localise` reads them."""
 import copy
 import json
 
+import pandas as pd
 import pytest
 from snakemake.utils import validate
 
@@ -100,3 +101,15 @@ def test_different_initial_weights_are_initialization_without_re_running(project
     assert (found["step"], found["cause"], found["generator"]) == (0, "initialization", "torch")
     assert "their `script` seeds differ" in found["detail"]
     assert not (project / "streams").exists()
+
+
+def test_the_reports_sentence_for_a_command_pair_says_the_step_without_an_epoch():
+    # compare's `localise` on command runs: divergence.csv has no epoch (pandas' NA), the report says the step
+    from reprogrid.report.lessons import where_they_part
+
+    rows = pd.DataFrame([{"setting": "fixed", "libconf": "t1", "run_a": "fixed/t1/r1", "run_b": "fixed/t1/r2",
+                          "diverged": True, "epoch": None, "step": 1, "phase": "input", "op": "aten::lift_fresh",
+                          "module": None, "cause": "input", "generator": "numpy", "detail": "from numpy"}]
+                        ).astype({"epoch": "Int64", "step": "Int64"})
+    [sentence] = where_they_part(rows)
+    assert "fixed/t1/r1 and fixed/t1/r2 part at step 1, input at <code>aten::lift_fresh</code>: <b>input</b>" in sentence

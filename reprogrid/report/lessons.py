@@ -164,14 +164,23 @@ def drawn_in_words(row) -> Markup | None:
     return text + Markup(".")
 
 
+def part_at(row) -> str:
+    """'epoch E[, step S, PHASE]'; a training.command run's steps are counted across the run: 'step S[, PHASE]'."""
+    if missing(row["epoch"]):
+        return "a point not localised" if missing(row["step"]) else ", ".join(
+            [f"step {row['step']}"] + ([] if missing(row["phase"]) else [row["phase"]]))
+    if row["epoch"] == 0 or missing(row["step"]):
+        return f"epoch {row['epoch']}"
+    return f"epoch {row['epoch']}, step {row['step']}, {row['phase']}"
+
+
 def where_they_part(divergences: pd.DataFrame) -> list[Markup]:
     """One sentence per localised pair (divergence.csv): where the two runs part and why."""
     out = []
     for _, row in divergences.iterrows():
         if not row["diverged"]:
             continue
-        where = f"epoch {row['epoch']}" if row["epoch"] == 0 or missing(row["step"]) else \
-            f"epoch {row['epoch']}, step {row['step']}, {row['phase']}"
+        where = part_at(row)
         op = Markup("")
         if not missing(row["op"]):
             op = Markup(" at <code>{}</code>").format(row["op"])
