@@ -10,13 +10,16 @@ plain, watched, watched, plain. For a watched epoch the watch's per-step parts a
 that fingerprint parameters and trace the generators on the schedule); for a plain one
 they are off (the wrappers removed, the hooks passing at once). A block's ratio is its
 watched epochs' CPU time over its plain ones' (the main thread's, one thread). The step
-hooks count watched steps only, so the schedule fingerprints half the run's steps as
-often as a watched run does all of them: more fingerprints per step, if anything. What
-runs once per process (the watch's start-up: imports, seeding, the library
-configuration; its record at exit) is not in it: watch_overhead.py's whole-process
-figures hold that.
+hooks count plain steps too, so watched steps are fingerprinted and traced at the run's
+own step numbers, as often as in a watched run. What runs once per process (the watch's
+start-up: imports, seeding, the library configuration; its record at exit) is not in it:
+watch_overhead.py's whole-process figures hold that.
 
-    python benchmarks/watch_in_process.py --epochs 20 --runs 6
+`--parts` turns on only some of the watch in the watched epochs: `wrappers` (the seeding
+and drawing wrappers), `hooks` (the step hooks), or `none`: a placebo, plain epochs
+called watched, whose ratio shows what the method reads when there is nothing to find.
+
+    python benchmarks/watch_in_process.py --epochs 20 --runs 20 [--parts all|wrappers|hooks|none]
 """
 
 from __future__ import annotations
@@ -57,10 +60,14 @@ def set_attributes(attributes: dict) -> None:
                 setattr(owner, name, value)
 
 
+def _nothing(optimizer, args, kwargs) -> None:
+    return None
+
+
 class Turns:
     """The watch on and off by epochs, and each epoch's CPU time."""
 
-    def __init__(self, record_dir: Path):
+    def __init__(self, record_dir: Path, parts: str = "all"):
         self.plain = {owner: dict(vars(owner)) for owner in PATCHED}
         journal = Journal(record_dir, 0)
         watch = Watch(journal)
@@ -68,18 +75,25 @@ class Turns:
         watch.install_numpy(numpy)
         watch.install_torch(torch)
         self.watched = {owner: dict(vars(owner)) for owner in PATCHED}
+        if parts in ("hooks", "none"):
+            self.watched = self.plain
         set_attributes(self.plain)
         self.steps = StepWatch(journal)
         self.on, self.step, self.epoch = False, 0, 0
         self.started = time.thread_time()
         self.epochs: list[tuple[bool, float]] = []  # (watched, CPU seconds)
         # the timer first: an epoch's last step ends before the watch's hook of it would run
-        self.handles = [register_optimizer_step_post_hook(self.after_step),
-                        register_optimizer_step_pre_hook(self.gated(self.steps.before_step)),
-                        register_optimizer_step_post_hook(self.gated(self.steps.after_step))]
+        self.handles = [register_optimizer_step_post_hook(self.after_step)]
+        if parts in ("all", "hooks"):
+            self.handles += [register_optimizer_step_pre_hook(self.gated(self.steps.before_step)),
+                             register_optimizer_step_post_hook(self.gated(self.steps.after_step, self.count_step))]
 
-    def gated(self, hook):
-        return lambda optimizer, args, kwargs: hook(optimizer, args, kwargs) if self.on else None
+    def gated(self, hook, otherwise=None):
+        return lambda optimizer, args, kwargs: (hook if self.on else otherwise or _nothing)(optimizer, args, kwargs)
+
+    def count_step(self, optimizer, args, kwargs) -> None:
+        """A plain step counts too: the schedule sees the run's own step numbers."""
+        self.steps.steps[self.steps.index(optimizer)] += 1
 
     def after_step(self, optimizer, args, kwargs) -> None:
         self.step += 1
@@ -98,8 +112,8 @@ class Turns:
         set_attributes(self.plain)
 
 
-def run_by_turns(epochs: int, work: Path) -> list[tuple[bool, float]]:
-    turns = Turns(work)
+def run_by_turns(epochs: int, work: Path, parts: str) -> list[tuple[bool, float]]:
+    turns = Turns(work, parts)
     sys.argv = [str(SCRIPT), "--seed", "1", "--epochs", str(epochs), "--out", str(work / "out")]
     try:
         runpy.run_path(str(SCRIPT), run_name="__main__")
@@ -111,14 +125,15 @@ def run_by_turns(epochs: int, work: Path) -> list[tuple[bool, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=6)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--parts", choices=("all", "wrappers", "hooks", "none"), default="all")
     args = parser.parse_args()
     torch.set_num_threads(1)
     ratios, per_step = [], {"plain": [], "watched": []}
     with tempfile.TemporaryDirectory() as scratch:
-        run_by_turns(1, Path(scratch))  # a warm-up: first calls, caches
+        run_by_turns(1, Path(scratch), args.parts)  # a warm-up: first calls, caches
         for _ in range(args.runs):
-            epochs = run_by_turns(args.epochs, Path(scratch))
+            epochs = run_by_turns(args.epochs, Path(scratch), args.parts)
             for start in range(0, len(epochs) - len(TURNS) + 1, len(TURNS)):
                 block = epochs[start:start + len(TURNS)]
                 watched = sum(seconds for on, seconds in block if on)
@@ -126,11 +141,12 @@ def main() -> None:
                 ratios.append(watched / plain)
             for on, seconds in epochs:
                 per_step["watched" if on else "plain"].append(seconds / STEPS_PER_EPOCH)
-    print(json.dumps({"epochs": args.epochs, "runs": args.runs, "blocks": len(ratios),
+    print(json.dumps({"parts": args.parts, "epochs": args.epochs, "runs": args.runs, "blocks": len(ratios),
                       "order": "plain, watched, watched, plain epochs", "ratios": ratios,
                       "cpu_seconds_per_step": per_step,
                       "median_cpu_seconds_per_step": {how: statistics.median(v) for how, v in per_step.items()},
-                      "command": f"python benchmarks/watch_in_process.py --epochs {args.epochs} --runs {args.runs}"}))
+                      "command": f"python benchmarks/watch_in_process.py --epochs {args.epochs} --runs {args.runs}"
+                                 f" --parts {args.parts}"}))
 
 
 if __name__ == "__main__":

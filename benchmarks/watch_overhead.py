@@ -13,7 +13,9 @@ watch adds to by importing torch and NumPy first); the whole process is timed to
     per-step overhead = median over rounds of (watched CPU s per step / plain CPU s per step) - 1
 
 and, with less noise, the same measured inside one process (benchmarks/watch_in_process.py:
-the watch's per-step parts on and off by turns of epochs), under "in_process";
+the watch's per-step parts on and off by turns of epochs), under "in_process"; under
+"in_process_parts", the same with only the wrappers or only the step hooks on, and a
+placebo (nothing on) that shows the method's own error;
 
 where a run's CPU seconds per step is the main thread's CPU time from the first step's
 end to the last's over the steps between (every step, fingerprinted ones included). With
@@ -45,6 +47,7 @@ from reprogrid.watch import launch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "scripts" / "classify.py"
 STEPS_PER_EPOCH = 44  # 1400 training examples in batches of 32
+PARTS = ("all", "wrappers", "hooks", "none")  # watch_in_process.py --parts
 
 
 TIMER = Path(__file__).resolve().parent / "step_timer"
@@ -75,6 +78,16 @@ def median_interval(values: list[float], level: float = 0.95) -> list[float]:
     return [ordered[k - 1], ordered[n - k]] if k else [ordered[0], ordered[-1]]
 
 
+def in_process(epochs: int, parts: str, env: dict) -> dict:
+    """watch_in_process.py's document for `parts`, with its median overhead and interval."""
+    measured = json.loads(subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("watch_in_process.py")), "--epochs", str(epochs),
+         "--runs", "20", "--parts", parts], env=env, check=True, capture_output=True, text=True).stdout)
+    measured["overhead"] = statistics.median(measured["ratios"]) - 1
+    measured["overhead_interval_95"] = [r - 1 for r in median_interval(measured["ratios"])]
+    return measured
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
@@ -100,11 +113,7 @@ def main() -> None:
                 whole[how].append(seconds)
                 per_step[how].append(step)
                 cpu_per_step[how].append(cpu)
-        in_process = json.loads(subprocess.run(
-            [sys.executable, str(Path(__file__).with_name("watch_in_process.py")), "--epochs", str(args.epochs),
-             "--runs", "6"], env=plain_env, check=True, capture_output=True, text=True).stdout)
-    in_process["overhead"] = statistics.median(in_process["ratios"]) - 1
-    in_process["overhead_interval_95"] = [r - 1 for r in median_interval(in_process["ratios"])]
+        parts = {part: in_process(args.epochs, part, plain_env) for part in PARTS}
     ratios = [watched / plain for plain, watched in zip(cpu_per_step["plain"], cpu_per_step["watched"])]
     wall_ratios = [watched / plain for plain, watched in zip(per_step["plain"], per_step["watched"])]
     median_step = {how: statistics.median(values) for how, values in per_step.items()}
@@ -120,7 +129,8 @@ def main() -> None:
         "per_step_overhead_interval_95": [r - 1 for r in median_interval(ratios)],
         "per_step_wall_ratios": wall_ratios, "per_step_wall_overhead": statistics.median(wall_ratios) - 1,
         "whole_process_overhead": median_whole["watched"] / median_whole["plain"] - 1,
-        "in_process": in_process,
+        "in_process": parts["all"],
+        "in_process_parts": {part: parts[part] for part in PARTS if part != "all"},
         "target_per_step_overhead": 0.03,
         "command": f"python benchmarks/watch_overhead.py --epochs {args.epochs} --rounds {args.rounds}",
     }, indent=1))
