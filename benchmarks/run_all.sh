@@ -14,6 +14,9 @@ out=benchmarks/results
 mkdir -p "$out"
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- reprogrid Snakefile benchmarks/*.py || echo "+changes")
 export COMMIT="$commit"
+# the CPU and torch's SIMD path: machines of one kind differ (AMD EPYC with AVX2, Intel Xeon with AVX-512)
+CPU=$(python -c 'import torch; from reprogrid.record.environment import cpu_model; print(f"{cpu_model()}, {torch.backends.cpu.get_cpu_capability()}")')
+export CPU
 # Python caches the bytecode of the modules it compiles, unless told not to; a machine that
 # says so (PYTHONDONTWRITEBYTECODE) compiles reprogrid's modules anew in every process (a
 # job's client starts about 0.09 s slower, seen here), which no default installation pays. Measured as Python
@@ -24,7 +27,7 @@ unset PYTHONDONTWRITEBYTECODE
 stamped() {
     local name=$1
     shift
-    "$@" | python -c 'import json, os, sys; print(json.dumps(json.load(sys.stdin) | {"commit": os.environ["COMMIT"]}, indent=1))' \
+    "$@" | python -c 'import json, os, sys; print(json.dumps(json.load(sys.stdin) | {"commit": os.environ["COMMIT"], "cpu": os.environ["CPU"]}, indent=1))' \
         >"$out/$name.json.partial"
     mv "$out/$name.json.partial" "$out/$name.json"
 }
