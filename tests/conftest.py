@@ -90,13 +90,13 @@ def grid(tmp_path_factory):
     return workdir
 
 
-def grid_runs(workdir, key=None, kind="run"):
+def grid_runs(workdir, key=None, kind="run", experiment="reprogrid-test"):
     from mlflow.tracking import MlflowClient
 
     fresh_database_connections()
 
     client = MlflowClient(f"sqlite:///{workdir}/results/mlflow.db")
-    experiment = client.get_experiment_by_name("reprogrid-test")
+    experiment = client.get_experiment_by_name(experiment)
     query = f"tags.`reprogrid.kind` = '{kind}'"
     if key:
         query += f" and tags.`reprogrid.run_key` = '{key}'"

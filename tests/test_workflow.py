@@ -60,9 +60,9 @@ def test_mlflow_holds_one_finished_run_per_grid_run_with_the_full_contract(grid)
     assert len(compare) == 1
     artifacts = {a.path for a in client.list_artifacts(compare[0].info.run_id)}
     assert artifacts == {"summary.csv", "pairs.csv", "attribution.csv", "libconfs.csv", "divergence.csv", "power.csv",
-                         "versus.csv", "report.html", "figures"}
+                         "versus.csv", "variants.csv", "report.html", "figures"}
     figures = {a.path for a in client.list_artifacts(compare[0].info.run_id, "figures")}
-    assert figures == {f"figures/{name}.png" for name in ("attribution", "accuracy", "disagreement", "cost")}
+    assert figures == {f"figures/{name}.png" for name in ("attribution", "accuracy", "disagreement", "cost", "variants")}
 
 
 def test_fixed_sources_are_bitwise_equal_and_varied_ones_differ(grid):

@@ -51,6 +51,7 @@ class Comparison:
     divergences: pd.DataFrame = field(default_factory=pd.DataFrame)  # divergence.csv, when localised
     power: pd.DataFrame = field(default_factory=pd.DataFrame)  # power.csv: how many seeds a claim needs
     versus: pd.DataFrame = field(default_factory=pd.DataFrame)  # versus.csv: is A better than B?
+    variants: pd.DataFrame = field(default_factory=pd.DataFrame)  # variants.csv: is a change real?
 
 
 VERSUS_COLUMNS = ["setting", "a_libconf", "b_libconf", "metric", "runs_a", "runs_b", "distinct_a", "distinct_b",
@@ -118,9 +119,40 @@ def power_rows(cells: dict[tuple[str, str], Cell], effect_sizes: dict[str, float
 
 def compare_runs(runs: list[RunResult], reference_libconf: str | None = None,
                  effect_sizes: dict[str, float] | None = None) -> Comparison:
-    """All tables for runs ordered cell by cell (cells keep the order their runs come in)."""
-    cells = {key: Cell.of(members) for key, members in group_cells(runs).items()}
+    """All tables for runs ordered cell by cell (cells keep the order their runs come in).
+    In a grid with variants, each variant's runs are a grid of their own, compared as one
+    (its rows carry a `variant` column, its cells the variant as a third key), and the
+    variants are compared with each other run for run (variants.csv)."""
+    from reprogrid.analysis.variant_pairs import VARIANT_COLUMNS, variant_rows
+
     effects = DEFAULT_EFFECT_SIZES | (effect_sizes or {})
+    variants = list(dict.fromkeys(run.variant for run in runs))
+    if variants == [""]:
+        return _compare_grid(runs, reference_libconf, effects)
+    parts = {name: _compare_grid([r for r in runs if r.variant == name], reference_libconf, effects)
+             for name in variants}
+
+    def joined(table: str) -> pd.DataFrame:
+        frames = [getattr(part, table).assign(variant=name) for name, part in parts.items()]
+        frame = pd.concat([f for f in frames if not f.empty] or frames[:1], ignore_index=True)
+        return frame[["variant", *[c for c in frame.columns if c != "variant"]]]
+
+    first = next(iter(parts.values()))
+    return Comparison(
+        summary=joined("summary"), pairs=joined("pairs"), attribution=joined("attribution"),
+        libconfs=joined("libconfs"),
+        cells={(*key, name): cell for name, part in parts.items() for key, cell in part.cells.items()},
+        reference_libconf=first.reference_libconf, power=joined("power"), versus=joined("versus"),
+        variants=_typed(pd.DataFrame(variant_rows(runs, effects), columns=VARIANT_COLUMNS)).astype(
+            {"seeds_needed": "Int64", "seeds_to_tell_observed": "Int64"}),
+    )
+
+
+def _compare_grid(runs: list[RunResult], reference_libconf: str | None, effects: dict[str, float]) -> Comparison:
+    """compare_runs of the runs of one variant (or of a grid without variants)."""
+    from reprogrid.analysis.variant_pairs import VARIANT_COLUMNS
+
+    cells = {key: Cell.of(members) for key, members in group_cells(runs).items()}
     by_libconf: dict[str, list[RunResult]] = {}
     for run in runs:
         by_libconf.setdefault(run.libconf, []).append(run)
@@ -146,6 +178,7 @@ def compare_runs(runs: list[RunResult], reference_libconf: str | None = None,
         power=pd.DataFrame(power_rows(cells, effects), columns=POWER_COLUMNS).astype({"seeds_needed": "Int64"}),
         versus=pd.DataFrame(versus_rows(cells, effects), columns=VERSUS_COLUMNS).astype(
             {"seeds_needed": "Int64", "distinct_a": "Int64", "distinct_b": "Int64"}),
+        variants=pd.DataFrame(columns=VARIANT_COLUMNS),
     )
 
 

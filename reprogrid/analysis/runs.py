@@ -49,6 +49,7 @@ class RunResult:
     command: str = ""  # a training.command run: the command as run
     step_fingerprints: list = field(default_factory=list)  # a command run's [step, digest], optimizer 0's
     seeding_story: str = ""  # a command run: what it seeded and drew, in words (reprogrid.command.story)
+    variant: str = ""  # in a grid with variants: the variant it trained
 
     @property
     def classifies(self) -> bool:
@@ -100,6 +101,7 @@ def load_run(run_dir: str | Path) -> RunResult:
                               run_dir)
     return RunResult(
         key=train["run_key"], setting=run_config["setting"], libconf=run_config["libconf"],
+        variant=run_config.get("variant") or "",
         replicate=run_config["replicate"], expect_bitwise=train["expect_bitwise"],
         varied_sources=",".join(varied_sources(run_config, **of_record(train))),
         unused_sources=",".join(unused_sources(run_config, train.get("sources_used"))),
@@ -135,6 +137,7 @@ def command_result(train: dict, evaluation: dict, logits, labels, run_dir: Path)
     run_config = train["run_config"]
     return RunResult(
         key=train["run_key"], setting=run_config["setting"], libconf=run_config["libconf"],
+        variant=run_config.get("variant") or "",
         replicate=run_config["replicate"], expect_bitwise=train["expect_bitwise"],
         varied_sources=",".join(train["varied_sources"]), library_unreached="",
         init_weights=train["hashes"]["init_weights"], weights=train["hashes"]["weights"],

@@ -78,6 +78,7 @@ def cell_row(cell: Cell, all_runs_by_libconf: dict[str, list[RunResult]], refere
         row |= _spread("test_loss", loss)
     if accuracy is not None:
         row |= _spread("test_accuracy", accuracy)
+    if accuracy is not None and all(r.classifies for r in runs):  # a command may write no predictions
         predicted, labels = cell.predicted(), first.labels
         row |= stats.per_class_spread(predicted, labels)
         row["independent_errors_std"] = stats.independent_errors_std(predicted, labels)

@@ -83,7 +83,8 @@ def run_command_train(run_config: dict, seeds_path, model_path, train_json_path,
     spec = record_dir / "spec.json"
     write_json(spec, {"record_dir": str(record_dir), "library": run_config["library"],
                       "seeds": {g: seeds[g] for g in ("torch", "numpy", "python")}})
-    command = launch.filled(training["command"], seeds["script"], outdir, run_config["replicate"])
+    command = launch.filled(training["command"], seeds["script"], outdir, run_config["replicate"],
+                            training.get("args"))
     log_file = Path(log_path) if log_path else run_dir / "command.log"
     started = time.monotonic()
     launch.run(run_key, command, launch.environment(spec, seeds["hash"] % HASH_SEED_MAX), log_file, Path.cwd(),

@@ -30,8 +30,10 @@ from reprogrid.config.schema import (
                                       key_path,
                                       schema_error_message,
 )
+from reprogrid.config.variants import variant_names, with_variant
 
 __all__ = ["CHECKPOINT_INTERVAL_S", "DEFAULT_MODES", "LIBRARY_DEFAULTS", "OPTIMIZER_DEFAULTS", "SCHEMA", "SOURCES",
            "SOURCE_MODES", "TRAINING_DEFAULTS", "ConfigError", "check_config", "check_finite", "dataset_kind", "grid_cells",
            "grid_record", "key_path", "library_knobs", "planned_epochs", "reference_libconf", "resolve_run_config",
-           "run_key", "run_keys", "schema_error_message", "scale_warning", "seed_modes", "uses_own_code"]
+           "run_key", "run_keys", "schema_error_message", "scale_warning", "seed_modes", "uses_own_code",
+           "variant_names", "with_variant"]

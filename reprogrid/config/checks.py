@@ -25,6 +25,7 @@ import yaml
 from reprogrid.config.command import check_builtin_run, check_command_run, is_command_run
 from reprogrid.config.resolve import _resolve_training, grid_cells, planned_epochs
 from reprogrid.config.schema import SCHEMA, ConfigError, key_path, with_ref_followed
+from reprogrid.config.variants import with_variant
 
 MAX_VALUES = 200_000  # far more than a config of thousands of cells holds
 
@@ -112,21 +113,25 @@ LARGE_GRID_JOBS = 15_000
 
 def scale_warning(config: dict) -> str | None:
     """For a very large grid, what planning it will cost before the first job runs."""
-    jobs = 3 * len(grid_cells(config)) * config["replicates"] + 3
+    variants = len(config.get("variants") or {}) or 1
+    jobs = 3 * len(grid_cells(config)) * variants * config["replicates"] + 3
     if jobs < LARGE_GRID_JOBS:
         return None
     seconds, gib = jobs * PLAN_SECONDS_PER_JOB, jobs * PLAN_MIB_PER_JOB / 1024
-    return (f"this grid is {jobs - 3:,} run jobs ({len(grid_cells(config))} cells x {config['replicates']} "
-            f"replicates x 3 steps); Snakemake plans them all before the first one runs: expect about "
+    times_variants = f" x {variants} variants" if variants > 1 else ""
+    return (f"this grid is {jobs - 3:,} run jobs ({len(grid_cells(config))} cells{times_variants} x "
+            f"{config['replicates']} replicates x 3 steps); Snakemake plans them all before the first one runs: expect about "
             f"{seconds:.0f} s and {gib:.1f} GB for that (measured on 2 cores; benchmarks/RESULTS.md). Fewer "
             "replicates or cells plan proportionally faster")
 
 
-def check_config(config: dict) -> None:
+def check_config(config: dict, variants: bool = True) -> None:
     """Raise ConfigError for what the schema cannot express: names that refer to other
     parts of the config. Assumes a schema-valid dict (sources, modes, knobs and names
-    are the schema's to check)."""
+    are the schema's to check). `variants`: each variant's config too."""
     (check_command_run if is_command_run(config) else check_builtin_run)(config)
+    if variants:
+        check_variants(config)
     _check_cells(config)
     reference = config.get("reference_libconf")
     if reference is not None and reference not in config["library_configs"]:
@@ -144,6 +149,20 @@ def check_config(config: dict) -> None:
             raise ConfigError(f"library_configs.{name}.interrupt_after_epoch",
                               f"{interrupt} is not before the last epoch ({where} is {epochs}): "
                               "there would be nothing left to resume")
+
+
+def check_variants(config: dict) -> None:
+    """Each variant's config passes the same checks as the config (the schema's were made
+    by the caller on with_variant's output); a command run's variant changes its training only."""
+    for name, change in (config.get("variants") or {}).items():
+        for section in (change or {}):
+            if is_command_run(config) and section != "training":
+                raise ConfigError(f"variants.{name}.{section}", "does not apply to a training.command run: "
+                                                                "the script builds its own")
+        try:
+            check_config(with_variant(config, name), variants=False)
+        except ConfigError as error:
+            raise ConfigError(f"variants.{name}", f"its config is not valid: {error}") from None
 
 
 def _check_cells(config: dict) -> None:

@@ -16,7 +16,7 @@ import string
 from reprogrid.config.schema import COMMAND_DEFAULT_MODE, COMMAND_SOURCES, DEFAULT_MODES, LIBRARY_DEFAULTS, SOURCES, ConfigError
 
 PLACEHOLDERS = ("seed", "outdir", "replicate")
-TRAINING_KEYS = ("command", "outputs", "timeout_s")
+TRAINING_KEYS = ("command", "args", "outputs", "timeout_s")
 NOT_FOR_COMMANDS = ("dataset", "model", "augment")
 # read only by reprogrid's own loaders and seeding: a script builds and seeds its own
 REFUSED_KNOBS = ("num_workers", "seed_workers", "seed_python_random", "seed_numpy_global")
@@ -42,10 +42,19 @@ def check_command_run(config: dict) -> None:
     for key in NOT_FOR_COMMANDS:
         if key in config:
             raise ConfigError(key, "does not apply to a training.command run: the script builds its own")
-    for field in placeholders(training["command"]):
-        if field not in PLACEHOLDERS:
+    args = training.get("args") or {}
+    for name in args:
+        if name in PLACEHOLDERS:
+            raise ConfigError(f"training.args.{name}", f"{{{name}}} is reprogrid's to fill; name the argument otherwise")
+    used = placeholders(training["command"])
+    for field in used:
+        if field not in (*PLACEHOLDERS, *args):
             raise ConfigError("training.command", f"unknown placeholder {{{field}}}: the command takes "
-                                                  f"{', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
+                                                  f"{', '.join('{' + p + '}' for p in (*PLACEHOLDERS, *args))} "
+                                                  "(your own through training.args)")
+    for name in args:
+        if name not in used:
+            raise ConfigError(f"training.args.{name}", f"the command has no placeholder {{{name}}}")
     for setting, modes in config["seed_settings"].items():
         for source, mode in (modes or {}).items():
             if source in SOURCES and mode != DEFAULT_MODES[source]:  # Snakemake fills the defaults in
@@ -64,7 +73,7 @@ def check_builtin_run(config: dict) -> None:
     for key in ("dataset", "model"):
         if key not in config:
             raise ConfigError(key, "is required (only a training.command run goes without)")
-    for key in ("outputs", "timeout_s"):
+    for key in ("args", "outputs", "timeout_s"):
         if key in (config.get("training") or {}):
             raise ConfigError(f"training.{key}", "applies to a training.command run only")
     for setting, modes in config["seed_settings"].items():

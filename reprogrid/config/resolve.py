@@ -21,6 +21,7 @@ from reprogrid.config.schema import (
     SCHEDULE_DEFAULTS,
     TRAINING_DEFAULTS,
 )
+from reprogrid.config.variants import variant_names, with_variant
 
 
 def planned_epochs(training: dict) -> int | None:
@@ -41,14 +42,16 @@ def grid_cells(config: dict) -> list[tuple[str, str]]:
     return [(s, lc) for s, lc in cells]
 
 
-def run_key(setting: str, libconf: str, replicate: int) -> str:
-    return f"{setting}/{libconf}/r{replicate}"
+def run_key(setting: str, libconf: str, replicate: int, variant: str | None = None) -> str:
+    """`setting/libconf/rN`, or `setting/libconf/variant/rN` in a grid with variants."""
+    return f"{setting}/{libconf}/{variant}/r{replicate}" if variant else f"{setting}/{libconf}/r{replicate}"
 
 
 def run_keys(config: dict) -> list[str]:
     return [
-        run_key(s, lc, r)
+        run_key(s, lc, r, v)
         for s, lc in grid_cells(config)
+        for v in variant_names(config)
         for r in range(1, config["replicates"] + 1)
     ]
 
@@ -124,23 +127,23 @@ def _resolve_training(training: dict) -> dict:
     return resolved
 
 
-def resolve_run_config(config: dict, setting: str, libconf: str, replicate: int) -> dict:
+def resolve_run_config(config: dict, setting: str, libconf: str, replicate: int, variant: str | None = None) -> dict:
     """Everything that determines one grid run, with every default filled in.
 
     Its canonical JSON is what the config hash covers. Where the run is logged (tracking
-    URI, experiment) is deliberately not part of it.
+    URI, experiment) is deliberately not part of it. A run of a variant has `variant`
+    and the variant's changes applied; a grid without variants has neither.
     """
+    config = with_variant(config, variant)
+    named = {"run_key": run_key(setting, libconf, replicate, variant), "setting": setting, "libconf": libconf,
+             **({"variant": variant} if variant else {}), "replicate": replicate}
     if is_command_run(config):  # the script is its own data, model and loop
-        return copy.deepcopy({"run_key": run_key(setting, libconf, replicate), "setting": setting, "libconf": libconf,
-                              "replicate": replicate, "root_seed": config["root_seed"],
+        return copy.deepcopy({**named, "root_seed": config["root_seed"],
                               "seed_modes": seed_modes(config, setting), "library": library_knobs(config, libconf),
                               "training": {"outputs": {}, **config["training"]}})
     training = _resolve_training(config.get("training") or {})
     resolved = {
-        "run_key": run_key(setting, libconf, replicate),
-        "setting": setting,
-        "libconf": libconf,
-        "replicate": replicate,
+        **named,
         "root_seed": config["root_seed"],
         "seed_modes": seed_modes(config, setting),
         "library": library_knobs(config, libconf),
@@ -174,4 +177,7 @@ def reference_libconf(config: dict) -> str:
 def grid_record(config: dict) -> dict:
     """What the grid expects, recorded with the experiment so an audit can tell which
     runs are missing from MLflow alone."""
-    return {"cells": [list(cell) for cell in grid_cells(config)], "replicates": config["replicates"]}
+    record = {"cells": [list(cell) for cell in grid_cells(config)], "replicates": config["replicates"]}
+    if config.get("variants"):
+        record["variants"] = list(config["variants"])
+    return record

@@ -66,6 +66,8 @@ def run_tags(train: dict, evaluation: dict) -> dict:
         "mlflow.source.name": (train.get("command") or run_config.get("training", {}).get("factory")
                                or "reprogrid built-in loop"),
     }
+    if run_config.get("variant"):  # only in a grid with variants
+        tags["reprogrid.variant"] = run_config["variant"]
     if "command" in train:  # the command as run, placeholders filled in; what it seeded and drew, in words
         tags["reprogrid.command"] = train["command"]
         if train["seeding_story"]:

@@ -83,7 +83,8 @@ def check_resumes(report, current, fingerprints):
 
     def twin_key(record) -> tuple:
         library = {k: v for k, v in record.params.items() if k.startswith("lib.") and k != "lib.interrupt_after_epoch"}
-        return record.cell[0], record.tags.get("reprogrid.replicate"), tuple(sorted(library.items()))
+        return record.cell[0], record.tags.get("reprogrid.variant"), record.tags.get("reprogrid.replicate"), \
+            tuple(sorted(library.items()))
 
     uninterrupted = defaultdict(list)
     for record in current.values():

@@ -13,7 +13,7 @@ def render(report: Report, tracking_uri: str) -> str:
     lines += [header, "-" * len(header)]
     for cell in report.cells:
         runs = f"{cell['runs']}/{cell['expected']}" if cell["expected"] is not None else str(cell["runs"])
-        lines.append(f"{cell['setting'] + ' × ' + cell['libconf']:<34} {runs:>7} "
+        lines.append(f"{' × '.join(cell[k] for k in ('setting', 'libconf', 'variant') if k in cell):<34} {runs:>7} "
                      f"{'bitwise' if cell['expect_bitwise'] else '-':>8} {cell['distinct_weights']:>8} "
                      f"{cell['distinct_predictions']:>6}  {cell['verdict']}")
         if cell.get("seeding"):  # a training.command run's: what it seeded and drew

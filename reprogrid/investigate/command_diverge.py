@@ -96,7 +96,7 @@ def reexecute_both(records: list[dict], until: int, op_step: int | None, scratch
         write_json(work / "spec.json", {"record_dir": str(work), "library": run_config["library"], "probe": probe,
                                         "seeds": {g: seeds[g] for g in ("torch", "numpy", "python")}})
         command = launch.filled(run_config["training"]["command"], seeds["script"], work / "output",
-                                run_config["replicate"])
+                                run_config["replicate"], run_config["training"].get("args"))
         env = launch.environment(work / "spec.json", seeds["hash"] % HASH_SEED_MAX, record["env_vars"])
         with (work / "command.log").open("wb") as log:
             started.append((record, work, subprocess.Popen(

@@ -184,15 +184,15 @@ def pairs_to_localise(runs: list, reference_libconf: str) -> list[tuple]:
     """One pair of runs per cell whose replicates differ (its first two), and one per cell
     whose runs are bitwise among themselves but differ from the same replicate, same
     seeds, under the reference library configuration."""
-    by_cell: dict[tuple[str, str], list] = {}
+    by_cell: dict[tuple[str, str, str], list] = {}  # (setting, libconf, variant): a variant's runs are a grid
     for run in sorted(runs, key=lambda r: r.replicate):
-        by_cell.setdefault((run.setting, run.libconf), []).append(run)
+        by_cell.setdefault((run.setting, run.libconf, run.variant), []).append(run)
     pairs = []
-    for (setting, libconf), cell in by_cell.items():
+    for (setting, libconf, variant), cell in by_cell.items():
         if len({r.weights for r in cell}) > 1 or len({r.predictions for r in cell}) > 1:
             pairs.append((setting, libconf, cell[0], cell[1]))
             continue
-        reference = by_cell.get((setting, reference_libconf))
+        reference = by_cell.get((setting, reference_libconf, variant))
         if libconf != reference_libconf and reference and reference[0].weights != cell[0].weights \
                 and len({r.weights for r in reference}) == 1:
             pairs.append((setting, libconf, reference[0], cell[0]))

@@ -21,6 +21,7 @@ from reprogrid.investigate.run_record import (
     RunRecord,
     current_runs,
     expected_keys,
+    grid_cells,
 )
 from reprogrid.training.prediction import cell_expects_bitwise
 
@@ -93,14 +94,15 @@ def _check_cells(report, current, grid, fingerprints):
     cells = defaultdict(list)
     for record in current.values():
         cells[record.cell].append(record)
-    order = [tuple(c) for c in grid["cells"]] if grid else []
+    order = grid_cells(grid) if grid else []
     order += sorted(set(cells) - set(order))
     for cell in order:
         runs = sorted(cells.get(cell, []), key=lambda r: int(r.tags.get("reprogrid.replicate", 0)))
         expect = cell_expects_bitwise([r.flag("expect_bitwise") for r in runs])
         groups = _groups(runs, "weights", "predictions")
         row = {
-            "setting": cell[0], "libconf": cell[1], "runs": len(runs),
+            "setting": cell[0], "libconf": cell[1], **({"variant": cell[2]} if len(cell) > 2 else {}),
+            "runs": len(runs),
             "expected": grid["replicates"] if grid else None, "expect_bitwise": expect,
             "distinct_weights": len({r.hash("weights") for r in runs}),
             "distinct_predictions": len({r.hash("predictions") for r in runs}),
@@ -116,7 +118,7 @@ def _check_cells(report, current, grid, fingerprints):
                    (reference.hash("weights"), reference.hash("predictions"))]
             details = ", ".join(f"{r.key} (from epoch {divergence_epoch(reference, r, fingerprints)})"
                                 for r in odd)
-            report.violation("not_bitwise", f"{cell[0]} × {cell[1]} was predicted bitwise reproducible, "
+            report.violation("not_bitwise", f"{' × '.join(cell)} was predicted bitwise reproducible, "
                              f"but {details} differ from {reference.key}",
                              cell=list(cell), keys=[r.key for r in odd])
 
@@ -149,7 +151,7 @@ def _check_drift(report, runs):
     drift("env", lambda r: "", lambda g: " (machines or installs) in one experiment")
     drift("library", lambda r: r.cell[1], lambda g: f" (effective library states) under library configuration {g}")
     drift("data", lambda r: (r.params.get("dataset.name"), r.params.get("dataset.test_fraction"),
-                             r.params.get("seed.split")),
+                             r.params.get("seed.split"), r.tags.get("reprogrid.variant")),
           lambda g: f" for dataset {g[0]} with split seed {g[2]}")
 
 

@@ -34,8 +34,11 @@ class RunRecord:
         return self.tags.get("reprogrid.run_key", "")
 
     @property
-    def cell(self) -> tuple[str, str]:
-        return self.tags.get("reprogrid.setting", ""), self.tags.get("reprogrid.libconf", "")
+    def cell(self) -> tuple[str, ...]:
+        """(setting, libconf), and the variant in a grid with variants."""
+        variant = self.tags.get("reprogrid.variant")
+        return (self.tags.get("reprogrid.setting", ""), self.tags.get("reprogrid.libconf", ""),
+                *((variant,) if variant else ()))
 
     @property
     def command(self) -> str | None:
@@ -78,7 +81,14 @@ class Report:
 def expected_keys(grid: dict | None) -> list[str]:
     if not grid:
         return []
-    return [f"{s}/{lc}/r{r}" for s, lc in grid["cells"] for r in range(1, grid["replicates"] + 1)]
+    return [f"{'/'.join(cell)}/r{r}" for cell in grid_cells(grid) for r in range(1, grid["replicates"] + 1)]
+
+
+def grid_cells(grid: dict) -> list[tuple[str, ...]]:
+    """The cells a recorded grid expects: (setting, libconf), × each variant where it has them."""
+    if not grid.get("variants"):
+        return [(s, lc) for s, lc in grid["cells"]]
+    return [(s, lc, v) for s, lc in grid["cells"] for v in grid["variants"]]
 
 
 def current_runs(records: list[RunRecord]) -> dict[str, RunRecord]:

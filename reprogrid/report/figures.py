@@ -1,6 +1,6 @@
 """The report's figures, as PNG files (registered with Snakemake's `report()` and inlined in
 the HTML): attribution, every run's accuracy, where runs disagree, the cost of
-determinism. No timestamps in their metadata: the same results give the same bytes."""
+determinism, the paired differences between variants. No timestamps in their metadata: the same results give the same bytes."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from reprogrid.analysis.cells import Cell
 from reprogrid.analysis.comparison import Comparison
 from reprogrid.record.sealed import write_atomically
 
-FIGURES = ("attribution", "accuracy", "disagreement", "cost")
+FIGURES = ("attribution", "accuracy", "disagreement", "cost", "variants")
 HEATMAP_RUNS_PER_CELL = 10  # bounds the heatmap's cost on large grids
 MAX_INCHES = 18  # figures of large grids stay readable on a page (and fast to draw)
 def _pyplot():
@@ -46,7 +46,8 @@ def attribution_figure(attribution: pd.DataFrame, path: Path) -> None:
                            "that varies several, under the same library configuration.")
         return
     plt = _pyplot()
-    labels = [f"{s}  ({lc})" for s, lc in zip(attribution["source"], attribution["libconf"])]
+    labels = [f"{s}  ({lc}{', ' + v if v else ''})" for s, lc, v in
+              zip(attribution["source"], attribution["libconf"], attribution.get("variant", [""] * len(attribution)))]
     y = np.arange(len(labels))
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(labels) + 1.6), sharey=True)
     for ax, column, title in ((axes[0], "std_ratio", "accuracy SD ratio"),
@@ -69,6 +70,10 @@ def attribution_figure(attribution: pd.DataFrame, path: Path) -> None:
     _save(fig, path)
 
 
+def _cell_name(cell: Cell) -> str:
+    return " × ".join(filter(None, (cell.first.setting, cell.first.libconf, cell.first.variant)))
+
+
 def accuracy_figure(comparison: Comparison, path: Path) -> str:
     """Every run's test accuracy (or test loss, for models without classes)."""
     plt = _pyplot()
@@ -79,7 +84,7 @@ def accuracy_figure(comparison: Comparison, path: Path) -> str:
     for row, cell in enumerate(cells):
         values = [r.metrics[metric] for r in cell.runs]
         ax.scatter(values, row + stacked_offsets(values), alpha=0.6, s=26)
-    ax.set_yticks(range(len(cells)), [f"{c.first.setting} × {c.first.libconf}" for c in cells],
+    ax.set_yticks(range(len(cells)), [_cell_name(c) for c in cells],
                   fontsize=10 if len(cells) <= 40 else max(3, 400 / len(cells)))
     ax.invert_yaxis()
     ax.set_xlabel(metric.replace("_", " "))
@@ -122,7 +127,7 @@ def disagreement_figure(comparison: Comparison, path: Path) -> None:
         return
     plt = _pyplot()
     matrix = cross_cell_disagreement(cells)
-    names = [f"{c.first.setting} × {c.first.libconf}" for c in cells]
+    names = [_cell_name(c) for c in cells]
     size = min(0.45 * len(cells) + 2.5, MAX_INCHES)
     fig, ax = plt.subplots(figsize=(size + 1.5, size))
     image = ax.imshow(matrix, cmap="viridis")
@@ -142,7 +147,8 @@ def disagreement_figure(comparison: Comparison, path: Path) -> None:
 def cost_figure(libconfs: pd.DataFrame, path: Path) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(libconfs) + 1.2))
-    ax.barh(list(libconfs["libconf"]), libconfs["relative_to_reference"], color="#55a868")
+    names = libconfs["libconf"] + (" × " + libconfs["variant"] if "variant" in libconfs else "")
+    ax.barh(list(names), libconfs["relative_to_reference"], color="#55a868")
     ax.axvline(1.0, color="#555", lw=1, ls="--")
     ax.invert_yaxis()
     ax.set_xlabel(f"median train time relative to {libconfs['reference'].iloc[0]}")
@@ -157,7 +163,35 @@ def write_figures(comparison: Comparison, directory: Path) -> dict[str, Path]:
     accuracy_figure(comparison, paths["accuracy"])
     disagreement_figure(comparison, paths["disagreement"])
     cost_figure(comparison.libconfs, paths["cost"])
+    variants_figure(comparison.variants, paths["variants"])
     return paths
+
+
+def variants_figure(variants: pd.DataFrame, path: Path) -> None:
+    """Per pair of variants (the first metric), each replicate's difference B − A and
+    their mean with its paired 95 % interval: a change is real where the interval
+    clears 0."""
+    shown = variants[variants["metric"] == variants["metric"].iloc[0]] if not variants.empty else variants
+    if shown.empty:
+        _placeholder(path, "No variants: a grid with `variants` compares them here, run for run.")
+        return
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, min(MAX_INCHES, 0.5 * len(shown) + 1.4)))
+    for y, (_, row) in enumerate(shown.iterrows()):
+        differences = [float(d) for d in str(row["differences"]).split()]
+        ax.scatter(differences, [y] * len(differences), s=14, color="#4c72b0", alpha=0.6, zorder=2)
+        if not pd.isna(row["ci_low"]):
+            ax.errorbar(row["mean_difference"], y, xerr=[[row["mean_difference"] - row["ci_low"]],
+                                                         [row["ci_high"] - row["mean_difference"]]],
+                        fmt="D", color="#c44e52", capsize=4, zorder=3)
+    ax.axvline(0.0, color="#555", lw=1, ls="--")
+    ax.set_yticks(range(len(shown)), [f"{r.setting} × {r.libconf}: {r.variant_b} − {r.variant_a}"
+                                      for r in shown.itertuples()])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{shown['metric'].iloc[0]}, B − A per replicate (dots) and mean with 95 % interval")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
 
 
 # --- the page -------------------------------------------------------------------------

@@ -66,7 +66,8 @@ def verdict_table(summary: pd.DataFrame) -> dict:
             interval = f" [{number(low, 3)}, {number(high, 3)}]" if not missing(low) else ""
             spread = f"{number(row['test_accuracy_mean'])} ± {number(std, 3)}{interval}"
         first = "" if missing(row["first_divergent_epoch"]) else str(row["first_divergent_epoch"])
-        rows.append([(row["setting"], ""), (row["libconf"], ""), (str(row["runs"]), "num"),
+        libconf = row["libconf"] + (f" × {row['variant']}" if "variant" in row else "")
+        rows.append([(row["setting"], ""), (libconf, ""), (str(row["runs"]), "num"),
                      ("bitwise" if row["expect_bitwise"] else "—", ""), (text, css), (first, "num"),
                      (spread, "num"), (number(row["disagreement_mean"], 3), "num")])
     return {"columns": ["setting", "library configuration", "runs", "predicted", "observed", "first divergent epoch",
@@ -84,13 +85,34 @@ def versus_table(frame: pd.DataFrame) -> dict | None:
             f"{row['mean_difference']:+.3g} [{row['ci_low']:+.3g}, {row['ci_high']:+.3g}]")
         share = f"{row['p_a_better']:.2f}" + ("" if missing(row["p_ci_low"]) else
                                               f" [{row['p_ci_low']:.2f}, {row['p_ci_high']:.2f}]")
-        rows.append([(row["setting"], ""), (row["a_libconf"], ""), (row["b_libconf"], ""), (str(row["runs_a"]), "num"),
+        setting = row["setting"] + (f" × {row['variant']}" if "variant" in row else "")
+        rows.append([(setting, ""), (row["a_libconf"], ""), (row["b_libconf"], ""), (str(row["runs_a"]), "num"),
                      (difference, "num"), (share, "num"),
                      (row["verdict"], "yes" if row["verdict"] in ("A better", "B better") else ""),
                      ("" if missing(row["seeds_needed"]) else str(row["seeds_needed"]), "num")])
     return {"columns": ["setting", "A", "B", "runs", f"{metric}: A − B [95% CI]", "P(A better) [95% CI]", "verdict",
                         "seeds for the effect size"], "rows": rows, "metric": metric,
             "count": int(shown["comparisons"].iloc[0])}
+
+
+def variants_table(frame: pd.DataFrame) -> dict | None:
+    """variants.csv's rows of its first metric, as the report shows them."""
+    if frame.empty:
+        return None
+    metric = frame["metric"].iloc[0]
+    rows = []
+    for _, row in frame[frame["metric"] == metric].iterrows():
+        difference = f"{row['mean_difference']:+.3g}" + ("" if missing(row["ci_low"]) else
+                                                         f" [{row['ci_low']:+.3g}, {row['ci_high']:+.3g}]")
+        rows.append([(row["setting"], ""), (row["libconf"], ""), (row["variant_a"], ""), (row["variant_b"], ""),
+                     (str(row["runs"]), "num"), (difference, "num"), (f"{row['p_a_better']:.2f}", "num"),
+                     (row["verdict"], "yes" if row["verdict"] in ("A better", "B better") else ""),
+                     ("yes" if row["bitwise_identical"] else "no", ""),
+                     ("" if missing(row["seeds_needed"]) else str(row["seeds_needed"]), "num"),
+                     ("" if missing(row["seeds_to_tell_observed"]) else str(row["seeds_to_tell_observed"]), "num")])
+    return {"columns": ["setting", "library configuration", "A", "B", "runs", f"{metric}: B − A [95% CI]",
+                        "P(A better)", "verdict", "B repeats A bit for bit", "seeds for the effect size",
+                        "seeds to tell the observed difference"], "rows": rows, "metric": metric}
 
 
 def image(path: Path) -> str:
@@ -106,7 +128,7 @@ def render_report(title: str, comparison: Comparison, figures: dict[str, Path]) 
         lessons=lessons(summary, comparison.divergences),
         cell_details=cell_details(summary, comparison.divergences),
         power=table(power[power["metric"] == power["metric"].iloc[0]]) if not power.empty else None,
-        versus=versus_table(comparison.versus),
+        versus=versus_table(comparison.versus), variants=variants_table(comparison.variants),
         attribution=table(attribution, ATTRIBUTION_SHOWN) if not attribution.empty else None,
         libconfs=table(comparison.libconfs), summary=table(summary), reference_libconf=comparison.reference_libconf,
         bootstrap_min_runs=stats.BOOTSTRAP_MIN_RUNS, heatmap_runs=HEATMAP_RUNS_PER_CELL,

@@ -40,14 +40,14 @@ def check_against_records(runs: list, records: list[dict]) -> None:
 def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_path,
                 attribution_path=None, libconfs_path=None, figures_dir=None, reference_libconf=None,
                 verify_records: bool = True, divergence_path=None, localise: bool = False, power_path=None,
-                effect_sizes: dict | None = None, versus_path=None) -> None:
+                effect_sizes: dict | None = None, versus_path=None, variants_path=None) -> None:
     """Compare all runs: summary.csv, pairs.csv, attribution.csv, libconfs.csv, the figures
     and report.html; log them as one MLflow run tagged reprogrid.kind=compare. Each run is
     first checked against its MLflow record (`verify_records`). With `localise`, one pair of
     differing runs per cell is localised down to the operation (reprogrid.investigate.diverge):
     divergence.csv, and the cause in the report. power.csv: how many seeds a claim needs
     (`effect_sizes`, per metric); versus.csv: is one cell better than another, beyond seed
-    noise."""
+    noise; variants.csv: is a variant better than another, beyond seed noise (empty without variants)."""
     import pandas as pd
 
     from reprogrid.analysis.comparison import compare_runs, write_csv
@@ -71,13 +71,14 @@ def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_
     divergence_path = divergence_path or out / "divergence.csv"
     power_path = power_path or out / "power.csv"
     versus_path = versus_path or out / "versus.csv"
+    variants_path = variants_path or out / "variants.csv"
     rows = localise_grid(runs, {run.key: d for run, d in zip(runs, run_dirs)}, comparison.reference_libconf,
                          out / "diverge") if localise else []
     comparison.divergences = pd.DataFrame(rows, columns=DIVERGENCE_COLUMNS).astype({"epoch": "Int64", "step": "Int64"})
     for frame, path in ((comparison.summary, summary_path), (comparison.pairs, pairs_path),
                         (comparison.attribution, attribution_path), (comparison.libconfs, libconfs_path),
                         (comparison.divergences, divergence_path), (comparison.power, power_path),
-                        (comparison.versus, versus_path)):
+                        (comparison.versus, versus_path), (comparison.variants, variants_path)):
         write_csv(frame, path)
     figures = write_figures(comparison, figures_dir)
     html = render_report(f"reprogrid: {tracked['experiment']}", comparison, figures)
@@ -90,7 +91,7 @@ def run_compare(run_dirs: list, tracking_path, summary_path, pairs_path, report_
     mlflow_runs.log_batch(client, run_id, params={"runs": len(runs), "cells": len(comparison.summary),
                                                "reference_libconf": comparison.reference_libconf})
     mlflow_runs.log_artifacts(client, run_id, files=[summary_path, pairs_path, attribution_path, libconfs_path,
-                                                  divergence_path, power_path, versus_path,
+                                                  divergence_path, power_path, versus_path, variants_path,
                                                   report_path, *((f"figures/{p.name}", p) for p in figures.values())])
     mlflow_runs.finish_run(client, run_id)
     log.info("compared %d runs in %d cells; MLflow run %s", len(runs), len(comparison.summary), run_id)

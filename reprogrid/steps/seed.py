@@ -13,9 +13,9 @@ log = logging.getLogger("reprogrid")
 
 
 def run_seed(setting: str, libconf: str, replicate: int | str, root_seed: int, modes: dict,
-             out_path: str | Path) -> None:
+             out_path: str | Path, variant: str | None = None) -> None:
     replicate = int(replicate)
-    run_key = cfg.run_key(setting, libconf, replicate)
+    run_key = cfg.run_key(setting, libconf, replicate, variant)
     seeds = derive_seeds(root_seed, modes, replicate)
     write_json(out_path, {"run_key": run_key, "root_seed": root_seed, "seeds": seeds})
     log.info("seeds of %s: %s", run_key, {s: e["seed"] if e["seed"] is not None else e["mode"] for s, e in seeds.items()})

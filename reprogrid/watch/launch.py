@@ -25,9 +25,11 @@ class CommandFailed(Exception):
     """One line: the run, what went wrong, the file to look at."""
 
 
-def filled(template: str, seed: int, outdir: Path, replicate: int) -> str:
-    """The command with its placeholders filled ({{ and }} stay literal braces)."""
-    return template.format(seed=seed, outdir=shlex.quote(str(outdir)), replicate=replicate)
+def filled(template: str, seed: int, outdir: Path, replicate: int, args: dict | None = None) -> str:
+    """The command with its placeholders filled ({{ and }} stay literal braces): reprogrid's
+    and the config's own `training.args` (a variant's), each shell-quoted."""
+    own = {name: shlex.quote(str(value)) for name, value in (args or {}).items()}
+    return template.format(**own, seed=seed, outdir=shlex.quote(str(outdir)), replicate=replicate)
 
 
 def environment(spec_path: Path, hash_seed: int | None, numerics: dict[str, str] | None = None) -> dict:

@@ -19,6 +19,21 @@ from reprogrid.workflow import STEP_SCRIPT
 
 STARTED = time.time()  # the end-of-grid summary reads only what this invocation wrote
 
+
+def validate_variants(schema):
+    """Each variant's config (the config with the variant's changes merged in) against the schema."""
+    for name in config.get("variants") or {}:
+        try:
+            validate(cfg.with_variant(config, name), schema=schema)
+        except WorkflowError as error:
+            if not hasattr(error.__context__, "absolute_path"):
+                raise
+            problem = cfg.schema_error_message(error.__context__)
+            raise cfg.ConfigError(
+                f"variants.{name}", f"its config is not valid: {problem}"
+            ) from None
+
+
 try:
     # what YAML and JSON Schema let through: keys written twice, alias bombs, 3.0 for 3
     configcheck.check_files(workflow.configfiles)
@@ -26,6 +41,7 @@ try:
     cfg.check_finite(config)
     configcheck.check_integers(config)
     validate(config, schema="../schemas/config.schema.yaml")
+    validate_variants("../schemas/config.schema.yaml")
     cfg.check_config(config)
     check_inputs(config)
 except WorkflowError as error:
@@ -73,7 +89,16 @@ TRACKING_FILE = "results/tracking.json"
 RUN_KEYS = cfg.run_keys(config)
 # a file dataset is an input of every train job: editing the file retrains
 DATA_FILES = [config["dataset"]["path"]] if "path" in config.get("dataset", {}) else []
-RUN_DIR = "results/runs/{setting}/{libconf}/r{replicate}"
+# a run's place: with variants, the variant between the library configuration and the replicate
+RUN_PATH = (
+    "{setting}/{libconf}/{variant}/r{replicate}"
+    if config.get("variants")
+    else "{setting}/{libconf}/r{replicate}"
+)
+RUN_DIR = f"results/runs/{RUN_PATH}"
+# the seed step names the run with it; its seeds never depend on it (matched across variants)
+VARIANT_ARGUMENT = {"variant": "wildcards.variant"} if config.get("variants") else {}
+LOG_DIR = f"results/logs/{RUN_PATH}"
 # Each rule's job: `step.py STEP LOG NAME=VALUE ...` (see reprogrid/jobs/runner.py). A shell
 # job rather than `script:`: it starts a bare Python, and torch-heavy steps go to a warm
 # worker (reprogrid/jobs/warm_server.py) that has done the imports once for the whole invocation.
@@ -83,6 +108,7 @@ STEP = shlex.join([sys.executable, str(STEP_SCRIPT)])
 wildcard_constraints:
     setting="[A-Za-z0-9][A-Za-z0-9_.-]*",
     libconf="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    variant="[A-Za-z0-9][A-Za-z0-9_.-]*",
     replicate="[1-9][0-9]*",
 
 
@@ -95,9 +121,7 @@ def step(name, of_run=False, **arguments):
     """
     parts = [STEP, name, "{log:q}"]
     if of_run:  # wildcards are constrained to characters the shell leaves alone
-        parts.append(
-            "run_key={wildcards.setting}/{wildcards.libconf}/r{wildcards.replicate}"
-        )
+        parts.append(f"run_key={RUN_PATH.replace('{', '{wildcards.')}")
     for keyword, source in arguments.items():
         operator = ":=" if source.startswith("params.") else "="
         parts.append(f"{keyword}{operator}{{{source}:q}}")
@@ -108,7 +132,11 @@ def run_config(wildcards):
     """The resolved config of one run, as JSON: editing it reruns exactly that run."""
     return json.dumps(
         cfg.resolve_run_config(
-            config, wildcards.setting, wildcards.libconf, int(wildcards.replicate)
+            config,
+            wildcards.setting,
+            wildcards.libconf,
+            int(wildcards.replicate),
+            getattr(wildcards, "variant", None),
         )
     )
 

@@ -14,6 +14,7 @@ rule compare:
         divergence="results/compare/divergence.csv",
         power="results/compare/power.csv",
         versus="results/compare/versus.csv",
+        variants="results/compare/variants.csv",
         report="results/compare/report.html",
         attribution_figure=report(
             "results/compare/figures/attribution.png",
@@ -34,6 +35,11 @@ rule compare:
             "results/compare/figures/cost.png",
             caption="../report/cost.rst",
             category="Cost of determinism",
+        ),
+        variants_figure=report(
+            "results/compare/figures/variants.png",
+            caption="../report/variants.rst",
+            category="Is the change real?",
         ),
     log:
         "results/logs/compare.log",

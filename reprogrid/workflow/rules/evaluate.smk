@@ -8,7 +8,7 @@ rule evaluate:
         predictions=f"{RUN_DIR}/predictions.npz",
         weights=f"{RUN_DIR}/weights.npy",
     log:
-        "results/logs/{setting}/{libconf}/r{replicate}/evaluate.log",
+        f"{LOG_DIR}/evaluate.log",
     threads: libconf_threads
     resources:
         # on a cluster: what the executor requests per job (profiles/slurm)

@@ -3,7 +3,7 @@ rule seed:
     output:
         seeds=f"{RUN_DIR}/seeds.json",
     log:
-        "results/logs/{setting}/{libconf}/r{replicate}/seed.log",
+        f"{LOG_DIR}/seed.log",
     params:
         root_seed=config["root_seed"],
         modes=lambda wildcards: json.dumps(cfg.seed_modes(config, wildcards.setting)),
@@ -14,6 +14,7 @@ rule seed:
             setting="wildcards.setting",
             libconf="wildcards.libconf",
             replicate="wildcards.replicate",
+            **VARIANT_ARGUMENT,
             root_seed="params.root_seed",
             modes="params.modes",
             out_path="output.seeds",

@@ -7,7 +7,7 @@ rule train:
         model=f"{RUN_DIR}/model.pt",
         record=f"{RUN_DIR}/train.json",
     log:
-        "results/logs/{setting}/{libconf}/r{replicate}/train.log",
+        f"{LOG_DIR}/train.log",
     threads: libconf_threads
     resources:
         # on a cluster: what the executor requests per job (profiles/slurm)

@@ -25,6 +25,7 @@ run(
         "localise": snakemake.params.localise,
         "power_path": snakemake.output.power,
         "versus_path": snakemake.output.versus,
+        "variants_path": snakemake.output.variants,
         "effect_sizes": dict(snakemake.params.effect_sizes),
     },
     snakemake.log[0],
