@@ -173,6 +173,8 @@ def test_mlflow_tags_the_variant_and_the_audit_counts_variants_as_cells(example)
     assert {c["variant"] for c in audit["cells"]} == {"base", "lr_0.1", "dropout", "placebo"}
     report = (example / "results" / "compare" / "report.html").read_text()
     assert "Is the change real?" in report
+    # each variant's cells are named apart, and never set against another variant's as "the same seeds"
+    assert "<b>fixed × t1 × placebo</b>" in report and "t1 and t1" not in report
     summary = rows(example, "summary.csv")
     assert len(summary) == 8 and {r["variant"] for r in summary} == {"base", "lr_0.1", "dropout", "placebo"}
 

@@ -35,6 +35,8 @@ def verdict(row) -> tuple[str, str]:
 
 
 def cell_name(row) -> Markup:
+    if row.get("variant"):  # a grid with variants: each variant's cells are its own
+        return Markup("<b>{} × {} × {}</b>").format(row["setting"], row["libconf"], row["variant"])
     return Markup("<b>{} × {}</b>").format(row["setting"], row["libconf"])
 
 
@@ -75,7 +77,9 @@ def lessons(summary: pd.DataFrame, divergences: pd.DataFrame) -> list[Markup]:
                      if unseeded else "does not make the kernels deterministic")
             out.append(Markup("{}: every source is fixed, but the library configuration {}: {}.")
                        .format(cell_name(row), cause, spread))
-    for setting, rows in reproducible.groupby("setting", sort=False):
+    by = ["variant", "setting"] if "variant" in reproducible else ["setting"]
+    for group, rows in reproducible.groupby(by, sort=False):
+        setting = " × ".join(reversed(group)) if isinstance(group, tuple) else group
         libconfs = list(rows["libconf"])
         for i, a in enumerate(libconfs):
             same = set(str(rows.iloc[i]["same_weights_as"]).split(";"))
@@ -113,6 +117,8 @@ def cell_details(summary: pd.DataFrame, divergences: pd.DataFrame) -> list[Marku
             out.append(sentence)
         if not divergences.empty:
             pairs = divergences[(divergences["setting"] == row["setting"]) & (divergences["libconf"] == row["libconf"])]
+            if row.get("variant"):  # its run keys name it: setting/libconf/variant/rN
+                pairs = pairs[pairs["run_a"].str.split("/").str[2] == row["variant"]]
             out += where_they_part(pairs)
     return out
 
