@@ -96,9 +96,9 @@ RUN_PATH = (
     else "{setting}/{libconf}/r{replicate}"
 )
 RUN_DIR = f"results/runs/{RUN_PATH}"
+LOG_DIR = f"results/logs/{RUN_PATH}"
 # the seed step names the run with it; its seeds never depend on it (matched across variants)
 VARIANT_ARGUMENT = {"variant": "wildcards.variant"} if config.get("variants") else {}
-LOG_DIR = f"results/logs/{RUN_PATH}"
 # Each rule's job: `step.py STEP LOG NAME=VALUE ...` (see reprogrid/jobs/runner.py). A shell
 # job rather than `script:`: it starts a bare Python, and torch-heavy steps go to a warm
 # worker (reprogrid/jobs/warm_server.py) that has done the imports once for the whole invocation.
