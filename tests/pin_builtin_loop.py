@@ -5,8 +5,9 @@ trained in this process exactly as the train and evaluate steps train them.
 
 The bits depend on the kernels that computed them, so pins are keyed by what picks the
 kernels (`kernel_key`): torch's version, the SIMD path its CPU kernels take (its CPU
-capability: ATEN_CPU_CAPABILITY, else the CPU's best), the best path the CPU has (MKL
-picks its own kernels by the CPU), and the BLAS torch was built with. On a machine whose
+capability: ATEN_CPU_CAPABILITY, else the CPU's best), the best path the CPU has, its vendor
+and whether it has AMX (MKL and oneDNN pick their own kernels by the CPU), and the BLAS
+torch was built with. On a machine whose
 key has no pin yet:
 
     python tests/pin_builtin_loop.py --add     # adds this machine's pin to tests/data/builtin_loop.json
@@ -37,7 +38,16 @@ def kernel_key() -> str:
 
     blas = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
     return (f"torch {torch.__version__}, kernels {torch.backends.cpu.get_cpu_capability().lower()}, "
-            f"cpu {supported_capabilities()[-1]}, blas {blas.group(1) if blas else 'unknown'}")
+            f"cpu {supported_capabilities()[-1]}, {cpu_vendor()}, blas {blas.group(1) if blas else 'unknown'}")
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor, and AMX where it has it: MKL and oneDNN pick their kernels by both
+    (an AMD EPYC and an Intel Xeon with AMX, both AVX-512, give other bits)."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    vendor = re.search(r"^vendor_id\s*:\s*(\S+)", info, re.MULTILINE)
+    amx = re.search(r"^flags\s*:.*\bamx_tile\b", info, re.MULTILINE)
+    return f"vendor {vendor.group(1) if vendor else 'unknown'}{' with AMX' if amx else ''}"
 
 
 def pinned_runs(config: dict):

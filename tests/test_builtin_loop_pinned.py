@@ -28,3 +28,19 @@ def test_the_built_in_loop_gives_the_pinned_bits(name):
     assert sorted(runs) == sorted(PINNED[key][name])
     for run_key, run_config in runs.items():
         assert results_of(run_config) == PINNED[key][name][run_key], run_key
+
+
+def final_bits(key: str, name: str, run_key: str) -> tuple[str, str]:
+    run = PINNED[key][name][run_key]
+    return run["epochs"][-1], run["predictions"]
+
+
+def test_what_the_readme_says_threads_do_is_what_the_pins_hold():
+    """README, "Reading summary.csv": 1 against 2 threads, same seeds, per pinned machine."""
+    for key in PINNED:
+        assert final_bits(key, "demo", "all_fixed/t1/r1") != final_bits(key, "demo", "all_fixed/t2/r1"), key
+        mlp_differs = final_bits(key, "ablation", "control/t1/r1") != final_bits(key, "ablation", "control/t2/r1")
+        assert mlp_differs == ("AuthenticAMD" in key), key
+    assert {key.split(", ")[1] for key in PINNED if "AuthenticAMD" in key} == {"kernels avx2", "kernels avx512",
+                                                                                "kernels default"}
+    assert any("GenuineIntel with AMX" in key and "kernels avx512" in key for key in PINNED)

@@ -196,6 +196,11 @@ def test_one_run_of_a_variant_reruns_alone_and_replays_bitwise(example, tmp_path
                             env=environment, timeout=600)
     assert replay.returncode == 0, replay.stdout + replay.stderr
     assert "bitwise" in replay.stdout
+    audit = subprocess.run([*REPROGRID, "audit", "--tracking-uri", f"sqlite:///{example}/results/mlflow.db",
+                            "--experiment", "reprogrid-variants"], cwd=tmp_path, capture_output=True, text=True,
+                           env=environment, timeout=600)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert "varied × t1 × lr_0.1" in audit.stdout  # the rerun is history, the replay not a grid run
 
 
 FIT = '''
