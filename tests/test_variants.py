@@ -195,7 +195,8 @@ def test_one_run_of_a_variant_reruns_alone_and_replays_bitwise(example, tmp_path
                              f"sqlite:///{example}/results/mlflow.db"], cwd=tmp_path, capture_output=True, text=True,
                             env=environment, timeout=600)
     assert replay.returncode == 0, replay.stdout + replay.stderr
-    assert "bitwise" in replay.stdout
+    replayed = grid_runs(example, key, kind="replay", experiment="reprogrid-variants")
+    assert [r.data.tags["reprogrid.replay.verdict"] for r in replayed] == ["bitwise"]
     audit = subprocess.run([*REPROGRID, "audit", "--tracking-uri", f"sqlite:///{example}/results/mlflow.db",
                             "--experiment", "reprogrid-variants"], cwd=tmp_path, capture_output=True, text=True,
                            env=environment, timeout=600)
@@ -209,9 +210,9 @@ from torch.nn import functional as F
 
 
 def fit(run, epochs=2, lr=0.01):
+    loader = run.loader(run.train_data, batch_size=64, shuffle=True)  # before the model, as many scripts do
     model = run.model()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    loader = run.loader(run.train_data, batch_size=64, shuffle=True)
     for epoch in range(1, epochs + 1):
         for x, y in loader:
             optimizer.zero_grad()

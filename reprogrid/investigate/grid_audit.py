@@ -21,7 +21,7 @@ from reprogrid.investigate.run_record import (
     RunRecord,
     current_runs,
     expected_keys,
-    grid_cells,
+    recorded_cells,
 )
 from reprogrid.training.prediction import cell_expects_bitwise
 
@@ -94,7 +94,7 @@ def _check_cells(report, current, grid, fingerprints):
     cells = defaultdict(list)
     for record in current.values():
         cells[record.cell].append(record)
-    order = grid_cells(grid) if grid else []
+    order = recorded_cells(grid) if grid else []
     order += sorted(set(cells) - set(order))
     for cell in order:
         runs = sorted(cells.get(cell, []), key=lambda r: int(r.tags.get("reprogrid.replicate", 0)))

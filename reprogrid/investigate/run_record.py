@@ -81,10 +81,10 @@ class Report:
 def expected_keys(grid: dict | None) -> list[str]:
     if not grid:
         return []
-    return [f"{'/'.join(cell)}/r{r}" for cell in grid_cells(grid) for r in range(1, grid["replicates"] + 1)]
+    return [f"{'/'.join(cell)}/r{r}" for cell in recorded_cells(grid) for r in range(1, grid["replicates"] + 1)]
 
 
-def grid_cells(grid: dict) -> list[tuple[str, ...]]:
+def recorded_cells(grid: dict) -> list[tuple[str, ...]]:
     """The cells a recorded grid expects: (setting, libconf), × each variant where it has them."""
     if not grid.get("variants"):
         return [(s, lc) for s, lc in grid["cells"]]
