@@ -8,6 +8,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -133,7 +134,7 @@ def test_sigkill_of_snakemake_alone_then_a_rerun_ends_with_the_current_configs_r
     """kill -9 of snakemake only (its jobs live on), the config edited or not, the rerun
     started at once: it waits for the orphans instead of working beside them, their
     results never replace its own, and every run's record holds the config now in force.
-    Two runs of ~10 s, both orphaned mid-training, so the rerun meets them at once."""
+    Two runs orphaned mid-training and paused until the rerun is seen waiting for them."""
     old = tiny_config(replicates=1, seed_settings={"all_fixed": {}},
                       training={"epochs": 400, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9})
     # the edit shortens training: without the run locks, the rerun would finish first and
@@ -155,9 +156,18 @@ def test_sigkill_of_snakemake_alone_then_a_rerun_ends_with_the_current_configs_r
     orphans = alive_in(tmp_path)
     assert orphans, "no job outlived snakemake: the scenario did not happen"
 
+    # paused until the rerun is seen waiting for them: on a fast or loaded machine they
+    # could otherwise finish before the rerun reaches its first run, and it would meet no one
+    for pid in orphans:
+        os.kill(pid, signal.SIGSTOP)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(new))
-    rerun = run_snakemake(tmp_path, "--cores", "2", "--configfile", "config.yaml", "--rerun-incomplete", env=env)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    rerun = start_snakemake(tmp_path, "--cores", "2", "--configfile", "config.yaml", "--rerun-incomplete", env=env)
+    stderr = StreamWatch(rerun.stderr, "waiting for an earlier attempt at run")
+    met = stderr.seen.wait(timeout=120)
+    for pid in orphans:
+        os.kill(pid, signal.SIGCONT)
+    assert rerun.wait(timeout=600) == 0, stderr.text()[-3000:]
+    assert met, "the rerun never waited for the orphaned jobs"
     assert wait_gone(orphans), "jobs of the killed snakemake were still alive after the rerun"
     again = run_snakemake(tmp_path, "--cores", "2", "--configfile", "config.yaml", env=env)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -167,7 +177,6 @@ def test_sigkill_of_snakemake_alone_then_a_rerun_ends_with_the_current_configs_r
     assert len(records) == 2
     assert {read_json(p)["run_config"]["training"]["epochs"] for p in records} == {epochs}
     assert {len(read_json(p)["epochs"]) for p in records} == {epochs}
-    assert "waiting for an earlier attempt at run" in rerun.stderr  # the rerun met the orphans
     audit = subprocess.run([str(SNAKEMAKE.with_name("reprogrid")), "audit"], cwd=tmp_path, capture_output=True,
                            text=True)
     assert audit.returncode == 0, audit.stdout
@@ -179,6 +188,32 @@ def test_sigkill_of_snakemake_alone_then_a_rerun_ends_with_the_current_configs_r
     print(f"\nreliability: snakemake alone SIGKILLed (warm workers {'on' if warm == '1' else 'off'}), "
           f"config {'edited' if edited else 'unchanged'}, {len(orphans)} orphaned processes; the rerun waited for them; "
           "2/2 runs hold the current config")
+
+
+def start_snakemake(workdir, *args: str, env: dict) -> subprocess.Popen:
+    """The workflow started in `workdir`, its stderr a pipe to read while it runs."""
+    return subprocess.Popen([str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+                             *args], cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+
+
+class StreamWatch:
+    """Reads a stream to its end in a thread; `seen` is set once a line holds `text`."""
+
+    def __init__(self, stream, text: str):
+        self.lines, self.seen = [], threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(stream, text), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream, text):
+        for line in stream:
+            self.lines.append(line)
+            if text in line:
+                self.seen.set()
+
+    def text(self) -> str:
+        self._thread.join(timeout=10)
+        return "".join(self.lines)
 
 
 def wait_gone(pids: list[int], timeout: float = 120) -> bool:
