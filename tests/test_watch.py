@@ -13,9 +13,11 @@ import pytest
 
 from conftest import REPO, tiny_config
 from reprogrid import config as cfg
+from reprogrid.analysis.divergence import first_divergent_step
 from reprogrid.watch import ENVIRONMENT
 from reprogrid.watch.journal import read
-from reprogrid.watch.steps import due
+from reprogrid.watch.seeding import EXACT_CALLS
+from reprogrid.watch.steps import Fingerprinter, due, fingerprint
 
 SCRIPT = textwrap.dedent("""\
     import argparse
@@ -88,10 +90,53 @@ def watched_script(tmp_path: Path, script: str) -> Path:
     return record
 
 
-def test_the_schedule_records_every_early_step_then_about_32_per_doubling():
+def test_the_schedule_records_every_early_step_then_about_16_per_doubling():
     recorded = [s for s in range(1, 4097) if due(s)]
     assert recorded[:64] == list(range(1, 65))
-    assert all(28 <= len([s for s in recorded if 2 ** k < s <= 2 ** (k + 1)]) <= 33 for k in range(6, 12))
+    assert all(14 <= len([s for s in recorded if 2 ** k < s <= 2 ** (k + 1)]) <= 17 for k in range(6, 12))
+
+
+def test_fingerprints_kept_views_read_the_parameters_as_they_are_now():
+    torch = pytest.importorskip("torch")
+    parameters = list(torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 2)).parameters())
+    kept = Fingerprinter()
+    assert kept(parameters) == fingerprint(parameters)
+    before = kept(parameters)
+    with torch.no_grad():
+        parameters[0].add_(1.0)  # in place, as an optimizer steps
+    assert kept(parameters) == fingerprint(parameters) != before
+    parameters[1].data = parameters[1].data * 2  # other memory
+    assert kept(parameters) == fingerprint(parameters)
+    parameters[2].data = parameters[2].data.to(torch.bfloat16)  # another dtype
+    assert kept(parameters) == fingerprint(parameters)
+
+
+def test_the_first_divergent_step_ignores_steps_one_schedule_skipped():
+    old = [[s, f"d{s}"] for s in [0, *range(1, 65), *range(66, 129, 2)]]  # 32 per doubling
+    new = [[s, f"d{s}"] for s in [0, *range(1, 65), *range(68, 129, 4)]]  # 16 per doubling
+    assert first_divergent_step(old, new) is None and first_divergent_step(new, old) is None
+    assert first_divergent_step(old, [[s, "x" if s == 72 else d] for s, d in new]) == 72
+    assert first_divergent_step(old, new + [[256, "d256"]]) == 256  # one run went on
+    assert first_divergent_step(old[:10], new) == 10
+
+
+def test_a_line_that_starts_drawing_through_a_library_late_is_still_named(tmp_path):
+    """After a drawing function's first EXACT_CALLS draws, its sites are sampled: a line
+    that draws from then on, again and again, is still found."""
+    (tmp_path / "late.py").write_text(textwrap.dedent(f"""\
+        import torch
+        from torch import nn
+
+        drop, x = nn.Dropout(0.5), torch.ones(4)
+        for _ in range({3 * EXACT_CALLS}):
+            drop(x)
+        for _ in range({3 * EXACT_CALLS}):
+            drop(x)
+        """))
+    record = watched_script(tmp_path, "late.py")
+    script = str((tmp_path / "late.py").resolve())
+    sites = [e["where"] for e in read(record) if e["event"] == "draw_site" and e["call"] == "dropout"]
+    assert sites == [f"{script}:6", f"{script}:8"]
 
 
 def test_the_scripts_seeding_and_its_first_unseeded_numpy_draw_are_named_by_line(tmp_path):

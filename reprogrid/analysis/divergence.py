@@ -23,12 +23,16 @@ def first_divergent_epoch(init_a: str, epochs_a: Sequence[str], init_b: str, epo
 def first_divergent_step(steps_a: Sequence[Sequence], steps_b: Sequence[Sequence]) -> int | None:
     """A training.command run's: the first recorded optimizer step ([step, fingerprint];
     step 0, the parameters before the first step) whose fingerprints differ, or the first
-    step one run recorded and the other did not; None if the two never part. Steps are
-    recorded every step at first, then sparser (reprogrid.watch.steps.due), so later
-    divergences are found to within the interval since the last recorded step."""
-    b_at = {step: digest for step, digest in steps_b}
-    for step, digest in steps_a:
-        if b_at.get(step) != digest:
+    step past the other run's last; None if the two never part. Steps are recorded every
+    step at first, then sparser (reprogrid.watch.steps.due), so later divergences are found
+    to within the interval since the last recorded step. A step one run's schedule skipped
+    (a record made by another version) is no difference."""
+    a_at, b_at = dict(steps_a), dict(steps_b)
+    both_ran_to = min(max(a_at, default=-1), max(b_at, default=-1))
+    for step in sorted(a_at.keys() | b_at.keys()):
+        if step in a_at and step in b_at:
+            if a_at[step] != b_at[step]:
+                return step
+        elif step > both_ran_to:
             return step
-    missing = sorted(set(b_at) - {step for step, _ in steps_a})
-    return missing[0] if missing else None
+    return None

@@ -8,7 +8,13 @@ augment.py:14 after no seeding"). torch's global generator is drawn from through
 functions and tensor methods (dropout, randn_like, a DataLoader's shuffle, weight
 initialisation): each line of the user's code that makes one of them draw from it is
 journaled once per seeding, as a draw site ("vae.py:30 (randn_like)"); draws with an
-explicit `generator=` are not the global generator's and are left out.
+explicit `generator=` are not the global generator's and are left out. Finding the line
+costs a walk through every frame between it and the draw (nn.Dropout's forward, the
+module call machinery), more than the rest of a small training step's watching together;
+so each drawing function's first EXACT_CALLS draws since a seeding are traced, then every
+SAMPLE_EVERY-th (a prime: calls from lines taking turns do not fall on one of them only).
+A line that starts drawing only after that, and draws only a few times, can go unnamed;
+the generator's trace still shows that it advanced.
 
 The wrappers replace module attributes, so they reach code that looks the functions up
 at call time (`torch.manual_seed(...)`, `np.random.normal(...)`) and code that imports
@@ -39,6 +45,8 @@ TORCH_FUNCTIONAL_DRAWS = ("dropout", "dropout1d", "dropout2d", "dropout3d", "alp
 LIBRARY_DRAWS = {"torch.utils.data.sampler": "DataLoader shuffle", "torch.utils.data.dataloader": "DataLoader base seed",
                  "torch.nn.init": "weight initialisation",
                  "torch.nn.modules.dropout": "dropout"}
+EXACT_CALLS = 64
+SAMPLE_EVERY = 61
 TENSOR_DRAWS = ("random_", "uniform_", "normal_", "bernoulli_", "exponential_", "geometric_", "cauchy_", "log_normal_")
 
 
@@ -63,6 +71,7 @@ class Watch:
         self.journal = journal
         self.armed = {"numpy": True, "python": True}  # a first draw before any seeding counts too
         self.torch_sites: set = set()  # (code, line) of calls that drew from torch's generator since its seeding
+        self.torch_draws: dict[str, int] = {}  # drawing function -> its draws since the seeding
 
     def seeded(self, generator: str, call: str, value, where: str) -> None:
         self.journal.write({"event": "seed", "generator": generator, "call": call,
@@ -71,7 +80,7 @@ class Watch:
         if generator in self.armed:
             self.armed[generator] = True
         if generator == "torch":
-            self.torch_sites = set()
+            self.torch_sites, self.torch_draws = set(), {}
 
     def drew(self, generator: str, call: str) -> None:
         self.armed[generator] = False
@@ -127,6 +136,9 @@ class Watch:
             training = (args[training_at] if training_at is not None and len(args) > training_at
                         else kwargs.get("training", training_default))
             if kwargs.get("generator") is None and training:
+                draws = watch.torch_draws[call] = watch.torch_draws.get(call, 0) + 1
+                if draws > EXACT_CALLS and draws % SAMPLE_EVERY:
+                    return original(*args, **kwargs)
                 direct, frame = sys._getframe(1), user_frame(2)
                 key = (frame.f_code, frame.f_lineno, direct.f_code) if frame is not None else None
                 if key not in watch.torch_sites:  # a line seen since the last seeding: a set lookup
