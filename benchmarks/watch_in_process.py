@@ -3,25 +3,27 @@ runs this and puts its JSON document under "in_process").
 
 Two processes of the same script differ by up to a third in time per step on this
 machine, more than the 3 % to be told apart, and one process drifts from minute to
-minute. Here the classifier example runs in this one process (runpy, as `python
-classify.py` would), `--runs` times, and its epochs take turns: in each block of four,
-plain, watched, watched, plain. For a watched epoch the watch's per-step parts are on
-(the seeding and drawing wrappers of Python, NumPy and torch; the optimizer step hooks
-that fingerprint parameters and trace the generators on the schedule); for a plain one
-they are off (the wrappers removed, the hooks passing at once). A block's ratio is its
-watched epochs' CPU time over its plain ones' (the main thread's, one thread). Each run's
-first block is left out: its first epoch holds the script's start-up too (an earlier
-version kept it, and its placebo read the watch as saving 1.5 %). The step
-hooks count plain steps too, so watched steps are fingerprinted and traced at the run's
-own step numbers, as often as in a watched run. What runs once per process (the watch's
-start-up: imports, seeding, the library configuration; its record at exit) is not in it:
-watch_overhead.py's whole-process figures hold that.
+minute. Here the classifier example runs whole in this one process (runpy, as `python
+classify.py` would), again and again, and the runs take turns: in each block of four,
+plain, watched, watched, plain. A watched run has the watch's per-step parts on, fresh
+as in a new process (the seeding and drawing wrappers of Python, NumPy and torch; the
+optimizer step hooks that fingerprint parameters and trace the generators on the
+schedule); a plain run has none of it. A run's time is the main thread's CPU time (one
+thread) from its first optimizer step to its last, so every step counts as in a real
+run: the early steps, each fingerprinted, and the later, sparser ones. A block's ratio
+is its watched runs' time over its plain ones'. What runs once per process (the watch's
+start-up: imports, seeding, the library configuration; its record at exit) and the
+script's own start-up are not in it: watch_overhead.py's whole-process figures hold that.
 
-`--parts` turns on only some of the watch in the watched epochs: `wrappers` (the seeding
-and drawing wrappers), `hooks` (the step hooks), or `none`: a placebo, plain epochs
-called watched, whose ratio shows what the method reads when there is nothing to find.
+(An earlier version took turns by epochs within a run. Its first block held the script's
+start-up, so its placebo read the watch as saving 1.5 %; and leaving that block out left
+out the early steps, where the watch fingerprints every step.)
 
-    python benchmarks/watch_in_process.py --epochs 20 --runs 20 [--parts all|wrappers|hooks|none]
+`--parts` turns on only some of the watch in the watched runs: `wrappers` (the seeding
+and drawing wrappers), `hooks` (the step hooks), or `none`: a placebo, plain runs called
+watched, whose ratio shows what the method reads when there is nothing to find.
+
+    python benchmarks/watch_in_process.py --epochs 20 --blocks 40 [--parts all|wrappers|hooks|none]
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from reprogrid.watch.steps import StepWatch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "scripts" / "classify.py"
 STEPS_PER_EPOCH = 44  # 1400 training examples in batches of 32
-TURNS = (False, True, True, False)  # watched? for the epochs of a block
+TURNS = (False, True, True, False)  # watched? for the runs of a block
 # everything the watch's wrappers replace attributes of
 PATCHED = (random, numpy.random, torch, torch.random, torch.cuda, torch.cuda.random, torch.nn.functional, torch.Tensor)
 
@@ -62,94 +64,77 @@ def set_attributes(attributes: dict) -> None:
                 setattr(owner, name, value)
 
 
-def _nothing(optimizer, args, kwargs) -> None:
-    return None
+class Timer:
+    """The main thread's CPU time from the first optimizer step's start to the last's end.
+    Its hooks come first, so a watched run's own hooks of a step are inside the span."""
 
+    def __init__(self):
+        self.first = self.last = None
+        self.handles = [register_optimizer_step_pre_hook(self.started),
+                        register_optimizer_step_post_hook(self.ended)]
 
-class Turns:
-    """The watch on and off by epochs, and each epoch's CPU time."""
+    def started(self, optimizer, args, kwargs) -> None:
+        if self.first is None:
+            self.first = time.thread_time()
 
-    def __init__(self, record_dir: Path, parts: str = "all"):
-        self.plain = {owner: dict(vars(owner)) for owner in PATCHED}
-        journal = Journal(record_dir, 0)
-        watch = Watch(journal)
-        watch.install_python()
-        watch.install_numpy(numpy)
-        watch.install_torch(torch)
-        self.watched = {owner: dict(vars(owner)) for owner in PATCHED}
-        if parts in ("hooks", "none"):
-            self.watched = self.plain
-        set_attributes(self.plain)
-        self.steps = StepWatch(journal)
-        self.on, self.step, self.epoch = False, 0, 0
-        self.started = time.thread_time()
-        self.epochs: list[tuple[bool, float]] = []  # (watched, CPU seconds)
-        # the timer first: an epoch's last step ends before the watch's hook of it would run
-        self.handles = [register_optimizer_step_post_hook(self.after_step)]
-        if parts in ("all", "hooks"):
-            self.handles += [register_optimizer_step_pre_hook(self.gated(self.steps.before_step)),
-                             register_optimizer_step_post_hook(self.gated(self.steps.after_step, self.count_step))]
+    def ended(self, optimizer, args, kwargs) -> None:
+        self.last = time.thread_time()
 
-    def gated(self, hook, otherwise=None):
-        return lambda optimizer, args, kwargs: (hook if self.on else otherwise or _nothing)(optimizer, args, kwargs)
-
-    def count_step(self, optimizer, args, kwargs) -> None:
-        """A plain step counts too: the schedule sees the run's own step numbers."""
-        self.steps.steps[self.steps.index(optimizer)] += 1
-
-    def after_step(self, optimizer, args, kwargs) -> None:
-        self.step += 1
-        if self.step % STEPS_PER_EPOCH:
-            return
-        now = time.thread_time()
-        self.epochs.append((self.on, now - self.started))
-        self.epoch += 1
-        self.on = TURNS[self.epoch % len(TURNS)]
-        set_attributes(self.watched if self.on else self.plain)
-        self.started = time.thread_time()
-
-    def remove(self) -> None:
+    def seconds(self) -> float:
         for handle in self.handles:
             handle.remove()
-        set_attributes(self.plain)
+        return self.last - self.first
 
 
-def run_by_turns(epochs: int, work: Path, parts: str) -> list[tuple[bool, float]]:
-    turns = Turns(work, parts)
+def run(epochs: int, work: Path, watched: bool, parts: str) -> float:
+    """One run of the script; its CPU seconds from first step to last."""
+    plain = {owner: dict(vars(owner)) for owner in PATCHED}
+    timer = Timer()
+    handles = []
+    if watched and parts != "none":
+        journal = Journal(work, 0)
+        if parts in ("all", "wrappers"):
+            watch = Watch(journal)
+            watch.install_python()
+            watch.install_numpy(numpy)
+            watch.install_torch(torch)
+        if parts in ("all", "hooks"):
+            steps = StepWatch(journal)
+            handles = [register_optimizer_step_pre_hook(steps.before_step),
+                       register_optimizer_step_post_hook(steps.after_step)]
     sys.argv = [str(SCRIPT), "--seed", "1", "--epochs", str(epochs), "--out", str(work / "out")]
     try:
         runpy.run_path(str(SCRIPT), run_name="__main__")
     finally:
-        turns.remove()
-    return turns.epochs
+        for handle in handles:
+            handle.remove()
+        set_attributes(plain)
+        seconds = timer.seconds()
+    return seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--blocks", type=int, default=40)
     parser.add_argument("--parts", choices=("all", "wrappers", "hooks", "none"), default="all")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    steps = args.epochs * STEPS_PER_EPOCH
     ratios, per_step = [], {"plain": [], "watched": []}
     with tempfile.TemporaryDirectory() as scratch:
-        run_by_turns(1, Path(scratch), args.parts)  # a warm-up: first calls, caches
-        for _ in range(args.runs):
-            epochs = run_by_turns(args.epochs, Path(scratch), args.parts)
-            # the first block is left out: its first plain epoch holds the script's start-up
-            # (loading the digits, building the model), which would read as the watch saving time
-            for start in range(len(TURNS), len(epochs) - len(TURNS) + 1, len(TURNS)):
-                block = epochs[start:start + len(TURNS)]
-                watched = sum(seconds for on, seconds in block if on)
-                plain = sum(seconds for on, seconds in block if not on)
-                ratios.append(watched / plain)
-            for on, seconds in epochs[len(TURNS):]:
-                per_step["watched" if on else "plain"].append(seconds / STEPS_PER_EPOCH)
-    print(json.dumps({"parts": args.parts, "epochs": args.epochs, "runs": args.runs, "blocks": len(ratios),
-                      "order": "plain, watched, watched, plain epochs", "ratios": ratios,
-                      "cpu_seconds_per_step": per_step,
+        for watched in TURNS:  # a warm-up block: first calls, caches
+            run(args.epochs, Path(scratch), watched, args.parts)
+        for _ in range(args.blocks):
+            block = [(watched, run(args.epochs, Path(scratch), watched, args.parts)) for watched in TURNS]
+            ratios.append(sum(s for on, s in block if on) / sum(s for on, s in block if not on))
+            for on, seconds in block:
+                per_step["watched" if on else "plain"].append(seconds / (steps - 1))
+    print(json.dumps({"parts": args.parts, "epochs": args.epochs, "steps": steps, "blocks": len(ratios),
+                      "runs": len(ratios) * len(TURNS), "order": "plain, watched, watched, plain runs",
+                      "ratios": ratios, "cpu_seconds_per_step": per_step,
                       "median_cpu_seconds_per_step": {how: statistics.median(v) for how, v in per_step.items()},
-                      "command": f"python benchmarks/watch_in_process.py --epochs {args.epochs} --runs {args.runs}"
+                      "command": f"python benchmarks/watch_in_process.py --epochs {args.epochs} --blocks {args.blocks}"
                                  f" --parts {args.parts}"}))
 
 

@@ -13,7 +13,8 @@ watch adds to by importing torch and NumPy first); the whole process is timed to
     per-step overhead = median over rounds of (watched CPU s per step / plain CPU s per step) - 1
 
 and, with less noise, the same measured inside one process (benchmarks/watch_in_process.py:
-the watch's per-step parts on and off by turns of epochs), under "in_process"; under
+whole runs of the script taking turns, the watch's per-step parts on or off), under
+"in_process"; under
 "in_process_parts", the same with only the wrappers or only the step hooks on, and a
 placebo (nothing on) that shows the method's own error;
 
@@ -82,7 +83,7 @@ def in_process(epochs: int, parts: str, env: dict) -> dict:
     """watch_in_process.py's document for `parts`, with its median overhead and interval."""
     measured = json.loads(subprocess.run(
         [sys.executable, str(Path(__file__).with_name("watch_in_process.py")), "--epochs", str(epochs),
-         "--runs", "20", "--parts", parts], env=env, check=True, capture_output=True, text=True).stdout)
+         "--blocks", "40", "--parts", parts], env=env, check=True, capture_output=True, text=True).stdout)
     measured["overhead"] = statistics.median(measured["ratios"]) - 1
     measured["overhead_interval_95"] = [r - 1 for r in median_interval(measured["ratios"])]
     return measured
