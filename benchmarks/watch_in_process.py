@@ -51,7 +51,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "scripts" / "classif
 STEPS_PER_EPOCH = 44  # 1400 training examples in batches of 32
 TURNS = (False, True, True, False)  # watched? for the runs of a block
 # everything the watch's wrappers replace attributes of
-PATCHED = (random, numpy.random, torch, torch.random, torch.cuda, torch.cuda.random, torch.nn.functional, torch.Tensor)
+PATCHED = (random, numpy.random, torch, torch.random, torch.cuda, torch.cuda.random, torch.nn.functional, torch.Tensor,
+           torch.optim.Optimizer)
 
 
 def set_attributes(attributes: dict) -> None:
@@ -99,9 +100,7 @@ def run(epochs: int, work: Path, watched: bool, parts: str) -> float:
             watch.install_numpy(numpy)
             watch.install_torch(torch)
         if parts in ("all", "hooks"):
-            steps = StepWatch(journal)
-            handles = [register_optimizer_step_pre_hook(steps.before_step),
-                       register_optimizer_step_post_hook(steps.after_step)]
+            handles = StepWatch(journal).install(torch)
     sys.argv = [str(SCRIPT), "--seed", "1", "--epochs", str(epochs), "--out", str(work / "out")]
     try:
         runpy.run_path(str(SCRIPT), run_name="__main__")

@@ -83,7 +83,7 @@ def in_process(epochs: int, parts: str, env: dict) -> dict:
     """watch_in_process.py's document for `parts`, with its median overhead and interval."""
     measured = json.loads(subprocess.run(
         [sys.executable, str(Path(__file__).with_name("watch_in_process.py")), "--epochs", str(epochs),
-         "--blocks", "40", "--parts", parts], env=env, check=True, capture_output=True, text=True).stdout)
+         "--blocks", "60", "--parts", parts], env=env, check=True, capture_output=True, text=True).stdout)
     measured["overhead"] = statistics.median(measured["ratios"]) - 1
     measured["overhead_interval_95"] = [r - 1 for r in median_interval(measured["ratios"])]
     return measured

@@ -17,7 +17,7 @@ from reprogrid.analysis.divergence import first_divergent_step
 from reprogrid.watch import ENVIRONMENT
 from reprogrid.watch.journal import read
 from reprogrid.watch.seeding import EXACT_CALLS
-from reprogrid.watch.steps import Fingerprinter, due, fingerprint
+from reprogrid.watch.steps import Fingerprinter, due, fingerprint, next_due
 
 SCRIPT = textwrap.dedent("""\
     import argparse
@@ -109,6 +109,24 @@ def test_fingerprints_kept_views_read_the_parameters_as_they_are_now():
     assert kept(parameters) == fingerprint(parameters)
     parameters[2].data = parameters[2].data.to(torch.bfloat16)  # another dtype
     assert kept(parameters) == fingerprint(parameters)
+
+
+def test_the_next_due_step_is_the_schedules_next():
+    for step in range(0, 20000):
+        following = next_due(step)
+        assert following > step and due(following) and not any(due(s) for s in range(step + 1, following))
+
+
+def test_fingerprints_copied_to_be_hashed_at_exit_are_those_of_the_parameters_then():
+    torch = pytest.importorskip("torch")
+    parameters = list(torch.nn.Linear(8, 8).parameters())
+    then, now = fingerprint(parameters), Fingerprinter()
+    copied = now.later(parameters)
+    with torch.no_grad():
+        parameters[0].add_(1.0)
+    assert isinstance(copied, bytes) and now.digest(copied) == then != fingerprint(parameters)
+    over_budget = Fingerprinter(budget=100)  # 288 bytes of parameters: hashed at once
+    assert over_budget.later(parameters) == fingerprint(parameters)
 
 
 def test_the_first_divergent_step_ignores_steps_one_schedule_skipped():

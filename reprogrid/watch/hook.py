@@ -103,7 +103,7 @@ def _finish(spec: dict, steps) -> None:
     write_json(record_dir / WATCH_JSON, {
         "library_effective": effective_library(spec["library"]),
         "steps": steps.steps,
-        "fingerprints": steps.fingerprints,
+        "fingerprints": steps.hash_fingerprints(),
         "rng_intervals": steps.intervals,
         "initial_fingerprint": steps.initial_fingerprint(),
         "final_fingerprint": fingerprint(parameters) if parameters else None,

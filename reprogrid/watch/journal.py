@@ -53,7 +53,12 @@ class Journal:
     def __init__(self, directory: str | Path, main_pid: int):
         self.path = Path(directory) / JOURNAL
         self.main_pid = main_pid  # a forked worker inherits this object: it asks its own pid
-        self.step = 0  # the training step the main process has reached (0: before training)
+        self.steps: list[int] = []  # every optimizer's steps so far (reprogrid.watch.steps keeps it)
+
+    @property
+    def step(self) -> int:
+        """The training step the main process has reached (0: before training)."""
+        return max(self.steps, default=0)
 
     def write(self, event: dict) -> None:
         line = json.dumps({**event, "pid": os.getpid(), "main": os.getpid() == self.main_pid, "step": self.step}) + "\n"

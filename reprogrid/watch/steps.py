@@ -11,13 +11,15 @@ generators are traced sparser still (`traced`: reading NumPy's state costs about
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 
 from reprogrid.inputs.rngtrace import GENERATORS
 
 STEPS_EVERY_STEP = 64
-PER_DOUBLING = 16  # each costs ~30 µs for the classifier example's model: at 32, about 1 % of its steps
+DEFERRED_BYTES = 256 << 20  # parameters' bytes copied to be hashed at exit, at most
+PER_DOUBLING = 16  # at 32, fingerprints were about 1 % of the classifier example's steps
 
 
 def due(step: int) -> bool:
@@ -25,6 +27,15 @@ def due(step: int) -> bool:
     if step <= STEPS_EVERY_STEP:
         return True
     return step % (1 << max(step.bit_length() - PER_DOUBLING.bit_length(), 0)) == 0
+
+
+def next_due(step: int) -> int:
+    """The first step after `step` that is fingerprinted."""
+    following = step + 1
+    if following <= STEPS_EVERY_STEP:
+        return following
+    period = 1 << max(following.bit_length() - PER_DOUBLING.bit_length(), 0)
+    return -(-following // period) * period
 
 
 def raw_array(tensor):
@@ -44,19 +55,36 @@ def fingerprint(parameters) -> str:
 
 
 class Fingerprinter:
-    """`fingerprint`, with each parameter's NumPy view of its CPU memory kept between steps:
-    an optimizer updates parameters in place, so the view reads their new values, and
-    making it anew (detach, numpy) costs as much again as hashing a small model. A
-    parameter given other memory (`p.data = ...`) gets a new view."""
+    """`fingerprint`, made cheap inside training steps. Each parameter's NumPy view of its
+    CPU memory is kept between steps (an optimizer updates parameters in place, so the view
+    reads their new values; making it anew costs as much again as hashing a small model; a
+    parameter given other memory, `p.data = ...`, gets a new view). And `later` copies the
+    bytes to be hashed at exit, up to DEFERRED_BYTES in all: a copy costs a tenth of the
+    hash (blake2b, under 1 GB/s here); past that budget, fingerprints are hashed at once."""
 
-    def __init__(self):
+    def __init__(self, budget: int = DEFERRED_BYTES):
         self.views: dict[int, tuple] = {}  # id(parameter) -> ((data_ptr, dtype, shape), its raw array)
+        self.budget = budget
 
     def __call__(self, parameters) -> str:
         digest = hashlib.blake2b(digest_size=16)
         for parameter in parameters:
             digest.update(self.raw(parameter))
         return digest.hexdigest()
+
+    def later(self, parameters) -> str | bytes:
+        """The fingerprint, or the bytes it is to be made of (`digest` makes it)."""
+        arrays = [self.raw(parameter) for parameter in parameters]
+        size = sum(array.nbytes for array in arrays)
+        if size > self.budget:
+            return self(parameters)
+        self.budget -= size
+        return b"".join(array.tobytes() for array in arrays)
+
+    @staticmethod
+    def digest(made: str | bytes) -> str:
+        """A fingerprint from `later`: one digest of the joined bytes is the digest of the parts."""
+        return made if isinstance(made, str) else hashlib.blake2b(made, digest_size=16).hexdigest()
 
     def raw(self, parameter):
         where = (parameter.data_ptr(), parameter.dtype, parameter.shape)
@@ -98,7 +126,13 @@ def traced(step: int) -> bool:
 
 
 class StepWatch:
-    """Counts every optimizer's steps; fingerprints and traces on the due ones."""
+    """Counts every optimizer's steps; fingerprints and traces on the due ones.
+
+    Its hook runs after every step of every optimizer, where a few Python operations cost
+    microseconds (several times what they cost in a loop of their own), so a step that is
+    not due is one lookup, one addition and one comparison. An optimizer's parameters
+    before its first step are read by a hook of that optimizer's own, put on as it is made
+    and taken off after its first step, not by a global hook run before every step."""
 
     def __init__(self, journal):
         self.journal = journal
@@ -107,6 +141,9 @@ class StepWatch:
         self.optimizers: list = []
         self.known: dict[int, int] = {}  # id(optimizer) -> its index (the list above keeps the ids taken)
         self.steps: list[int] = []
+        journal.steps = self.steps  # the journal notes the step each event happened at
+        self.next_due: list[int] = []
+        self.first_step_hooks: dict[int, object] = {}  # id(optimizer) -> its hook's handle, until its first step
         self.fingerprints: list[list] = []  # [optimizer index, step, digest]; step 0: before its first step
         self.intervals: list[list] = []  # [step, generators that advanced since the last traced step]
         self.last = rng_states()
@@ -119,26 +156,38 @@ class StepWatch:
             i = self.known[id(optimizer)] = len(self.optimizers)
             self.optimizers.append(optimizer)
             self.steps.append(0)
+            self.next_due.append(1)
         return i
 
-    def before_step(self, optimizer, args, kwargs) -> None:
-        """The parameters an optimizer starts from, fingerprinted before its first step.
-        (Every step passes here: the hooks are kept to a dictionary lookup or two.)"""
-        if id(optimizer) not in self.known:
-            self.fingerprints.append([self.index(optimizer), 0, self.fingerprint(optimizer_parameters(optimizer))])
+    def made(self, optimizer) -> None:
+        """A new optimizer: its parameters are to be read before its first step."""
+        self.first_step_hooks[id(optimizer)] = optimizer.register_step_pre_hook(self.before_first_step)
+
+    def before_first_step(self, optimizer, args, kwargs) -> None:
+        """The parameters an optimizer starts from."""
+        self.fingerprints.append([self.index(optimizer), 0, self.fingerprint.later(optimizer_parameters(optimizer))])
+
+    def hash_fingerprints(self) -> list[list]:
+        """The fingerprints, those copied to be hashed later hashed now (at exit)."""
+        self.fingerprints = [[i, step, self.fingerprint.digest(made)] for i, step, made in self.fingerprints]
+        return self.fingerprints
 
     def initial_fingerprint(self) -> str | None:
         """The first optimizer's parameters before its first step: the run's initial weights."""
-        return next((digest for i, step, digest in self.fingerprints if i == 0 and step == 0), None)
+        return next((self.fingerprint.digest(made) for i, step, made in self.fingerprints if i == 0 and step == 0),
+                    None)
 
     def after_step(self, optimizer, args, kwargs) -> None:
-        i = self.index(optimizer)
+        i = self.known.get(id(optimizer))
+        if i is None:
+            i = self.index(optimizer)
         step = self.steps[i] = self.steps[i] + 1
-        if step > self.journal.step:
-            self.journal.step = step
-        if not due(step):
+        if step < self.next_due[i]:
             return
-        self.fingerprints.append([i, step, self.fingerprint(optimizer_parameters(optimizer))])
+        self.next_due[i] = next_due(step)
+        if step == 1 and id(optimizer) in self.first_step_hooks:
+            self.first_step_hooks.pop(id(optimizer)).remove()  # after the step: its hooks are no longer run
+        self.fingerprints.append([i, step, self.fingerprint.later(optimizer_parameters(optimizer))])
         if i == 0 and traced(step):
             self.trace(step)
 
@@ -152,11 +201,19 @@ class StepWatch:
         if self.steps and self.steps[0] > self.last_traced:
             self.trace(self.steps[0])
 
-    def install(self, torch) -> None:
-        from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+    def install(self, torch) -> list:
+        """Optimizers made from now on are watched; the handle of the global hook."""
+        from torch.optim.optimizer import register_optimizer_step_post_hook
 
-        register_optimizer_step_pre_hook(self.before_step)
-        register_optimizer_step_post_hook(self.after_step)
+        watch, made_by_torch = self, torch.optim.Optimizer.__init__
+
+        @functools.wraps(made_by_torch)
+        def made(optimizer, *args, **kwargs):
+            made_by_torch(optimizer, *args, **kwargs)
+            watch.made(optimizer)
+
+        torch.optim.Optimizer.__init__ = made
+        return [register_optimizer_step_post_hook(self.after_step)]
 
     def final_parameters(self) -> list:
         """The parameters of every optimizer that stepped, in the order they first did."""
