@@ -15,9 +15,9 @@ from conftest import REPO, tiny_config
 from reprogrid import config as cfg
 from reprogrid.analysis.divergence import first_divergent_step
 from reprogrid.watch import ENVIRONMENT
-from reprogrid.watch.journal import read
+from reprogrid.watch.journal import Journal, read
 from reprogrid.watch.seeding import EXACT_CALLS
-from reprogrid.watch.steps import Fingerprinter, due, fingerprint, next_due
+from reprogrid.watch.steps import Fingerprinter, StepWatch, due, fingerprint, next_due
 
 SCRIPT = textwrap.dedent("""\
     import argparse
@@ -127,6 +127,31 @@ def test_fingerprints_copied_to_be_hashed_at_exit_are_those_of_the_parameters_th
     assert isinstance(copied, bytes) and now.digest(copied) == then != fingerprint(parameters)
     over_budget = Fingerprinter(budget=100)  # 288 bytes of parameters: hashed at once
     assert over_budget.later(parameters) == fingerprint(parameters)
+
+
+def test_an_optimizer_is_fingerprinted_once_before_its_first_step_even_if_that_step_raised(tmp_path):
+    torch = pytest.importorskip("torch")
+    made_by_torch = torch.optim.Optimizer.__init__
+    steps = StepWatch(Journal(tmp_path, os.getpid()))
+    handles = steps.install(torch)
+    try:
+        model = torch.nn.Linear(2, 1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+        def no_loss_yet():
+            raise RuntimeError("no loss yet")
+
+        with pytest.raises(RuntimeError):
+            optimizer.step(no_loss_yet)
+        model(torch.ones(1, 2)).sum().backward()
+        optimizer.step()
+        optimizer.step()
+    finally:
+        torch.optim.Optimizer.__init__ = made_by_torch
+        for handle in handles:
+            handle.remove()
+    assert [step for _, step, _ in steps.hash_fingerprints()] == [0, 1, 2]
+    assert not steps.first_step_hooks  # taken off after the first step
 
 
 def test_the_first_divergent_step_ignores_steps_one_schedule_skipped():

@@ -59,7 +59,7 @@ class Fingerprinter:
     CPU memory is kept between steps (an optimizer updates parameters in place, so the view
     reads their new values; making it anew costs as much again as hashing a small model; a
     parameter given other memory, `p.data = ...`, gets a new view). And `later` copies the
-    bytes to be hashed at exit, up to DEFERRED_BYTES in all: a copy costs a tenth of the
+    bytes to be hashed at exit, up to DEFERRED_BYTES in all: a copy costs a sixth of the
     hash (blake2b, under 1 GB/s here); past that budget, fingerprints are hashed at once."""
 
     def __init__(self, budget: int = DEFERRED_BYTES):
@@ -164,8 +164,11 @@ class StepWatch:
         self.first_step_hooks[id(optimizer)] = optimizer.register_step_pre_hook(self.before_first_step)
 
     def before_first_step(self, optimizer, args, kwargs) -> None:
-        """The parameters an optimizer starts from."""
-        self.fingerprints.append([self.index(optimizer), 0, self.fingerprint.later(optimizer_parameters(optimizer))])
+        """The parameters an optimizer starts from (once: a first step that raised leaves
+        this hook on for the next)."""
+        if id(optimizer) not in self.known:
+            self.fingerprints.append([self.index(optimizer), 0,
+                                      self.fingerprint.later(optimizer_parameters(optimizer))])
 
     def hash_fingerprints(self) -> list[list]:
         """The fingerprints, those copied to be hashed later hashed now (at exit)."""
