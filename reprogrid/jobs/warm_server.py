@@ -54,8 +54,12 @@ class _Job:
 
 def serve(socket_path: str, parent_pid: int) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(socket_path)  # bound before any import: early jobs wait, not go cold
+    # bound and listening before any import, so early jobs wait rather than go cold; the
+    # path appears (renamed into place) only once it listens: a job that found it bound but
+    # not yet listening had its connection refused and ran cold (seen once in CI)
+    listener.bind(f"{socket_path}.binding")
     listener.listen(128)
+    os.rename(f"{socket_path}.binding", socket_path)
     # nothing to flush or clean up: skip tearing down torch and MLflow (a second)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     load_time_env = load_time_env_vars()
