@@ -48,10 +48,12 @@ def run_snakemake(workdir: Path, *args: str, config: dict | None = None, env=Non
         args = ("--configfile", "config.yaml", *args)
     environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     environment.update(env or {})
-    return subprocess.run(
-        [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
-        cwd=workdir, capture_output=True, text=True, env=environment, timeout=timeout,
-    )
+    return subprocess.run(snakemake_command(workdir, *args), cwd=workdir, capture_output=True, text=True,
+                          env=environment, timeout=timeout)
+
+
+def snakemake_command(workdir: Path, *args: str) -> list[str]:
+    return [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
 
 
 def user_package(directory: Path, name: str, module: str, source: str) -> str:

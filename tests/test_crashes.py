@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, SNAKEMAKE, grid_runs, run_snakemake, tiny_config
+from conftest import REPO, SNAKEMAKE, grid_runs, run_snakemake, snakemake_command, tiny_config
 from reprogrid.record.sealed import read_json
 
 pytestmark = pytest.mark.workflow
@@ -192,9 +192,8 @@ def test_sigkill_of_snakemake_alone_then_a_rerun_ends_with_the_current_configs_r
 
 def start_snakemake(workdir, *args: str, env: dict) -> subprocess.Popen:
     """The workflow started in `workdir`, its stderr a pipe to read while it runs."""
-    return subprocess.Popen([str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-                             *args], cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(snakemake_command(workdir, *args), cwd=workdir, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
 
 
 class StreamWatch:

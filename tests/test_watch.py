@@ -154,6 +154,34 @@ def test_an_optimizer_is_fingerprinted_once_before_its_first_step_even_if_that_s
     assert not steps.first_step_hooks  # taken off after the first step
 
 
+def test_two_optimizers_and_a_scheduler_are_each_fingerprinted_before_their_first_step(tmp_path):
+    """As a GAN's loop is written: two optimizers taking turns, one under an LR scheduler
+    (which wraps its step); each gets its step 0 and its own step count."""
+    torch = pytest.importorskip("torch")
+    made_by_torch = torch.optim.Optimizer.__init__
+    steps = StepWatch(Journal(tmp_path, os.getpid()))
+    handles = steps.install(torch)
+    try:
+        generator, critic = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+        g_optimizer = torch.optim.Adam(generator.parameters(), lr=0.01)
+        c_optimizer = torch.optim.SGD(critic.parameters(), lr=0.1)
+        schedule = torch.optim.lr_scheduler.StepLR(g_optimizer, step_size=1)
+        before = {"g": fingerprint(list(generator.parameters())), "c": fingerprint(list(critic.parameters()))}
+        for _ in range(3):
+            critic(generator(torch.ones(1, 2))).sum().backward()
+            c_optimizer.step()
+            g_optimizer.step()
+            schedule.step()
+    finally:
+        torch.optim.Optimizer.__init__ = made_by_torch
+        for handle in handles:
+            handle.remove()
+    recorded = steps.hash_fingerprints()
+    assert steps.steps == [3, 3] and not steps.first_step_hooks
+    assert [(i, step) for i, step, _ in recorded] == [(0, 0), (0, 1), (1, 0), (1, 1), (0, 2), (1, 2), (0, 3), (1, 3)]
+    assert {i: digest for i, step, digest in recorded if step == 0} == {0: before["c"], 1: before["g"]}
+
+
 def test_the_first_divergent_step_ignores_steps_one_schedule_skipped():
     old = [[s, f"d{s}"] for s in [0, *range(1, 65), *range(66, 129, 2)]]  # 32 per doubling
     new = [[s, f"d{s}"] for s in [0, *range(1, 65), *range(68, 129, 4)]]  # 16 per doubling

@@ -87,7 +87,7 @@ def _finish(spec: dict, steps) -> None:
     from reprogrid.inputs.library import effective_library
     from reprogrid.record.hashing import file_digest
     from reprogrid.record.sealed import write_json
-    from reprogrid.watch.steps import fingerprint, raw_array
+    from reprogrid.watch.steps import raw_array
 
     record_dir = Path(spec["record_dir"])
     steps.trace_to_the_end()
@@ -106,7 +106,7 @@ def _finish(spec: dict, steps) -> None:
         "fingerprints": steps.hash_fingerprints(),
         "rng_intervals": steps.intervals,
         "initial_fingerprint": steps.initial_fingerprint(),
-        "final_fingerprint": fingerprint(parameters) if parameters else None,
+        "final_fingerprint": steps.fingerprint(parameters) if parameters else None,
         "code": {path: file_digest(path) for path in code_files(script)} if script else {},
         "script": str(Path(script).resolve()) if script else None,
     })

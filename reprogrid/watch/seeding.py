@@ -45,9 +45,11 @@ TORCH_FUNCTIONAL_DRAWS = ("dropout", "dropout1d", "dropout2d", "dropout3d", "alp
 LIBRARY_DRAWS = {"torch.utils.data.sampler": "DataLoader shuffle", "torch.utils.data.dataloader": "DataLoader base seed",
                  "torch.nn.init": "weight initialisation",
                  "torch.nn.modules.dropout": "dropout"}
+TENSOR_DRAWS = ("random_", "uniform_", "normal_", "bernoulli_", "exponential_", "geometric_", "cauchy_", "log_normal_")
+# draws from torch's generator traced to the user's line: each function's first EXACT_CALLS
+# after a seeding, then every SAMPLE_EVERY-th (see above)
 EXACT_CALLS = 64
 SAMPLE_EVERY = 61
-TENSOR_DRAWS = ("random_", "uniform_", "normal_", "bernoulli_", "exponential_", "geometric_", "cauchy_", "log_normal_")
 
 
 def _training_parameter(function) -> tuple[int | None, bool]:

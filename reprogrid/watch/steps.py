@@ -48,10 +48,7 @@ def raw_array(tensor):
 
 def fingerprint(parameters) -> str:
     """blake2b over the parameters' raw bytes."""
-    digest = hashlib.blake2b(digest_size=16)
-    for parameter in parameters:
-        digest.update(raw_array(parameter))
-    return digest.hexdigest()
+    return Fingerprinter()(parameters)
 
 
 class Fingerprinter:
